@@ -1,0 +1,362 @@
+//! The filesystem backend: one file per key under a root directory.
+//!
+//! Writes go to a temp file under `<root>/_tmp`, are fsynced, then renamed
+//! into place (and the directory fsynced), so a `kill -9` or a crash leaves
+//! either the old object or the new one, never a torn file. Conditional
+//! writes use `link(2)`, which fails when the target exists. Streams are
+//! copied by a blocking thread fed through a bounded channel, so network
+//! reads, hashing and disk writes overlap.
+
+use super::{check_key, Backend, ByteStream, Meta, Result, StorageError};
+use async_trait::async_trait;
+use bytes::{Bytes, BytesMut};
+use futures_util::StreamExt;
+use std::io::{Read, Seek, SeekFrom, Write};
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+use tokio::sync::mpsc;
+
+const TMP_DIR: &str = "_tmp";
+const READ_CHUNK: usize = 256 * 1024;
+const CHANNEL_DEPTH: usize = 16;
+
+/// Objects stored as files under `root`.
+#[derive(Debug, Clone)]
+pub struct FsBackend {
+    root: PathBuf,
+}
+
+impl FsBackend {
+    /// Opens (creating) the store at `root` and clears temp files a crash left.
+    pub fn open(root: impl Into<PathBuf>) -> Result<FsBackend> {
+        let root = root.into();
+        let tmp = root.join(TMP_DIR);
+        let io = |source| StorageError::Io {
+            key: tmp.display().to_string(),
+            source,
+        };
+        if tmp.exists() {
+            std::fs::remove_dir_all(&tmp).map_err(io)?;
+        }
+        std::fs::create_dir_all(&tmp).map_err(io)?;
+        Ok(FsBackend { root })
+    }
+
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    fn path(&self, key: &str) -> Result<PathBuf> {
+        check_key(key)?;
+        Ok(self.root.join(key))
+    }
+
+    fn temp_path(&self) -> PathBuf {
+        self.root.join(TMP_DIR).join(uuid::Uuid::new_v4().to_string())
+    }
+}
+
+fn io_err(key: &str) -> impl FnOnce(std::io::Error) -> StorageError + '_ {
+    move |source| {
+        if source.kind() == std::io::ErrorKind::NotFound {
+            StorageError::NotFound(key.to_string())
+        } else {
+            StorageError::Io {
+                key: key.to_string(),
+                source,
+            }
+        }
+    }
+}
+
+async fn blocking<T: Send + 'static>(
+    key: &str,
+    work: impl FnOnce() -> std::io::Result<T> + Send + 'static,
+) -> Result<T> {
+    match tokio::task::spawn_blocking(work).await {
+        Ok(result) => result.map_err(io_err(key)),
+        Err(join) => Err(StorageError::Io {
+            key: key.to_string(),
+            source: std::io::Error::other(join.to_string()),
+        }),
+    }
+}
+
+fn fsync_dir(dir: &Path) -> std::io::Result<()> {
+    std::fs::File::open(dir)?.sync_all()
+}
+
+/// Puts `temp` at `target` atomically (creating parents) and makes it durable.
+fn publish(temp: &Path, target: &Path) -> std::io::Result<()> {
+    let parent = target.parent().unwrap_or(Path::new("."));
+    std::fs::create_dir_all(parent)?;
+    std::fs::rename(temp, target)?;
+    fsync_dir(parent)
+}
+
+/// Copies `body` into `file` (already positioned) on a blocking thread,
+/// syncs it, and returns the number of bytes copied.
+async fn copy_into(key: &str, file: std::fs::File, mut body: ByteStream) -> Result<u64> {
+    let (tx, mut rx) = mpsc::channel::<Bytes>(CHANNEL_DEPTH);
+    let writer = tokio::task::spawn_blocking(move || -> std::io::Result<u64> {
+        let mut file = file;
+        let mut written = 0u64;
+        while let Some(chunk) = rx.blocking_recv() {
+            file.write_all(&chunk)?;
+            written += chunk.len() as u64;
+        }
+        file.sync_data()?;
+        Ok(written)
+    });
+    let mut source_error = None;
+    while let Some(chunk) = body.next().await {
+        match chunk {
+            Ok(chunk) => {
+                if tx.send(chunk).await.is_err() {
+                    break; // the writer failed; its error is reported below
+                }
+            }
+            Err(e) => {
+                source_error = Some(e);
+                break;
+            }
+        }
+    }
+    drop(tx);
+    let written = match writer.await {
+        Ok(result) => result.map_err(io_err(key))?,
+        Err(join) => return Err(io_err(key)(std::io::Error::other(join.to_string()))),
+    };
+    match source_error {
+        Some(e) => Err(StorageError::Source(e)),
+        None => Ok(written),
+    }
+}
+
+#[async_trait]
+impl Backend for FsBackend {
+    async fn stat(&self, key: &str) -> Result<Option<Meta>> {
+        let path = self.path(key)?;
+        match tokio::fs::metadata(&path).await {
+            Ok(meta) if meta.is_file() => Ok(Some(Meta {
+                size: meta.len(),
+                modified: meta.modified().map_err(io_err(key))?,
+            })),
+            Ok(_) => Ok(None),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(io_err(key)(e)),
+        }
+    }
+
+    async fn read_all(&self, key: &str) -> Result<Bytes> {
+        let path = self.path(key)?;
+        tokio::fs::read(&path).await.map(Bytes::from).map_err(io_err(key))
+    }
+
+    async fn read(&self, key: &str, range: Option<Range<u64>>) -> Result<ByteStream> {
+        let path = self.path(key)?;
+        let (mut file, len) = blocking(key, move || {
+            let mut file = std::fs::File::open(path)?;
+            let len = match range.clone() {
+                Some(range) => {
+                    file.seek(SeekFrom::Start(range.start))?;
+                    range.end.saturating_sub(range.start)
+                }
+                None => file.metadata()?.len(),
+            };
+            Ok((file, len))
+        })
+        .await?;
+        let (tx, rx) = mpsc::channel::<std::io::Result<Bytes>>(4);
+        tokio::task::spawn_blocking(move || {
+            let mut left = len;
+            while left > 0 {
+                let mut buf = BytesMut::zeroed(READ_CHUNK.min(left as usize));
+                let result = match file.read(&mut buf) {
+                    Ok(0) => Err(std::io::Error::new(
+                        std::io::ErrorKind::UnexpectedEof,
+                        "object shorter than expected",
+                    )),
+                    Ok(n) => {
+                        buf.truncate(n);
+                        left -= n as u64;
+                        Ok(buf.freeze())
+                    }
+                    Err(e) => Err(e),
+                };
+                let failed = result.is_err();
+                if tx.blocking_send(result).is_err() || failed {
+                    return; // the reader went away, or the error was passed on
+                }
+            }
+        });
+        Ok(Box::pin(futures_util::stream::unfold(rx, |mut rx| async move {
+            rx.recv().await.map(|item| (item, rx))
+        })))
+    }
+
+    async fn write(&self, key: &str, body: ByteStream) -> Result<u64> {
+        let target = self.path(key)?;
+        let temp = self.temp_path();
+        let file = {
+            let temp = temp.clone();
+            blocking(key, move || std::fs::File::create(temp)).await?
+        };
+        let result = copy_into(key, file, body).await;
+        let outcome = match result {
+            Ok(written) => {
+                let temp = temp.clone();
+                blocking(key, move || publish(&temp, &target)).await.map(|_| written)
+            }
+            Err(e) => Err(e),
+        };
+        if outcome.is_err() {
+            let _ = tokio::fs::remove_file(&temp).await;
+        }
+        outcome
+    }
+
+    async fn write_all(&self, key: &str, bytes: Bytes) -> Result<()> {
+        let target = self.path(key)?;
+        let temp = self.temp_path();
+        blocking(key, move || {
+            let result = (|| {
+                let mut file = std::fs::File::create(&temp)?;
+                file.write_all(&bytes)?;
+                file.sync_data()?;
+                publish(&temp, &target)
+            })();
+            if result.is_err() {
+                let _ = std::fs::remove_file(&temp);
+            }
+            result
+        })
+        .await
+    }
+
+    async fn write_if_absent(&self, key: &str, bytes: Bytes) -> Result<bool> {
+        let target = self.path(key)?;
+        let temp = self.temp_path();
+        blocking(key, move || {
+            let result = (|| {
+                let mut file = std::fs::File::create(&temp)?;
+                file.write_all(&bytes)?;
+                file.sync_data()?;
+                let parent = target.parent().unwrap_or(Path::new("."));
+                std::fs::create_dir_all(parent)?;
+                match std::fs::hard_link(&temp, &target) {
+                    Ok(()) => fsync_dir(parent).map(|_| true),
+                    Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(false),
+                    Err(e) => Err(e),
+                }
+            })();
+            let _ = std::fs::remove_file(&temp);
+            result
+        })
+        .await
+    }
+
+    async fn append(&self, key: &str, offset: u64, body: ByteStream) -> Result<u64> {
+        let path = self.path(key)?;
+        let key_owned = key.to_string();
+        let file = blocking(key, move || {
+            if let Some(parent) = path.parent() {
+                std::fs::create_dir_all(parent)?;
+            }
+            let mut file = std::fs::OpenOptions::new()
+                .create(true)
+                .truncate(false)
+                .read(true)
+                .write(true)
+                .open(&path)?;
+            let size = file.metadata()?.len();
+            if size < offset {
+                return Ok(Err(StorageError::OffsetMismatch {
+                    key: key_owned,
+                    size,
+                    offset,
+                }));
+            }
+            if size > offset {
+                file.set_len(offset)?;
+            }
+            file.seek(SeekFrom::Start(offset))?;
+            Ok(Ok(file))
+        })
+        .await??;
+        let written = copy_into(key, file, body).await?;
+        Ok(offset + written)
+    }
+
+    async fn rename(&self, from: &str, to: &str) -> Result<()> {
+        let source = self.path(from)?;
+        let target = self.path(to)?;
+        blocking(from, move || publish(&source, &target)).await
+    }
+
+    async fn delete(&self, key: &str) -> Result<bool> {
+        let path = self.path(key)?;
+        match tokio::fs::remove_file(&path).await {
+            Ok(()) => Ok(true),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(false),
+            Err(e) => Err(io_err(key)(e)),
+        }
+    }
+
+    async fn delete_prefix(&self, prefix: &str) -> Result<()> {
+        let path = self.path(prefix)?;
+        match tokio::fs::remove_dir_all(&path).await {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(io_err(prefix)(e)),
+        }
+    }
+
+    async fn list(&self, prefix: &str, after: Option<&str>, limit: usize) -> Result<Vec<String>> {
+        let path = self.path(prefix)?;
+        let after = after.map(str::to_string);
+        blocking(prefix, move || {
+            let entries = match std::fs::read_dir(&path) {
+                Ok(entries) => entries,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+                Err(e) => return Err(e),
+            };
+            let mut names = Vec::new();
+            for entry in entries {
+                let Ok(name) = entry?.file_name().into_string() else {
+                    continue; // not a key this store wrote
+                };
+                if after.as_deref().is_none_or(|after| name.as_str() > after) {
+                    names.push(name);
+                }
+            }
+            names.sort_unstable();
+            names.truncate(limit);
+            Ok(names)
+        })
+        .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn filesystem_backend_passes_the_suite() {
+        let dir = tempfile::tempdir().unwrap();
+        let backend = FsBackend::open(dir.path()).unwrap();
+        super::super::suite::run(&backend).await;
+    }
+
+    #[tokio::test]
+    async fn crash_leftovers_are_cleared_and_never_visible() {
+        let dir = tempfile::tempdir().unwrap();
+        let _first = FsBackend::open(dir.path()).unwrap();
+        // A temp file as a killed writer leaves it.
+        std::fs::write(dir.path().join(TMP_DIR).join("partial"), b"half").unwrap();
+        let reopened = FsBackend::open(dir.path()).unwrap();
+        assert!(std::fs::read_dir(dir.path().join(TMP_DIR)).unwrap().next().is_none());
+        assert!(reopened.stat("partial").await.unwrap().is_none());
+    }
+}
