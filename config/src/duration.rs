@@ -72,9 +72,18 @@ mod tests {
 
     #[test]
     fn parses_go_durations() {
-        assert_eq!(GoDuration::parse("168h").unwrap().0, Duration::from_secs(168 * 3600));
-        assert_eq!(GoDuration::parse("1h30m").unwrap().0, Duration::from_secs(5400));
-        assert_eq!(GoDuration::parse("250ms").unwrap().0, Duration::from_millis(250));
+        assert_eq!(
+            GoDuration::parse("168h").unwrap().0,
+            Duration::from_secs(168 * 3600)
+        );
+        assert_eq!(
+            GoDuration::parse("1h30m").unwrap().0,
+            Duration::from_secs(5400)
+        );
+        assert_eq!(
+            GoDuration::parse("250ms").unwrap().0,
+            Duration::from_millis(250)
+        );
         assert_eq!(GoDuration::parse("0").unwrap().0, Duration::ZERO);
         assert!(GoDuration::parse("10").is_none());
         assert!(GoDuration::parse("ten minutes").is_none());

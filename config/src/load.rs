@@ -121,7 +121,9 @@ fn set_path(tree: &mut Value, keys: &[String], value: Value) -> Result<(), Strin
         *tree = Value::Mapping(Mapping::new());
     }
     let Value::Mapping(map) = tree else {
-        return Err(format!("cannot set {first:?} inside a value that is not a section"));
+        return Err(format!(
+            "cannot set {first:?} inside a value that is not a section"
+        ));
     };
     let child = map
         .entry(Value::String(first.clone()))
@@ -132,18 +134,27 @@ fn set_path(tree: &mut Value, keys: &[String], value: Value) -> Result<(), Strin
 fn validate(config: &Config) -> Result<(), ConfigError> {
     if let Some(version) = &config.version {
         if version != "0.1" {
-            return Err(invalid("version", format!("unsupported version {version:?}, expected 0.1")));
+            return Err(invalid(
+                "version",
+                format!("unsupported version {version:?}, expected 0.1"),
+            ));
         }
     }
     if let Some(net) = &config.http.net {
         if net != "tcp" {
-            return Err(invalid("http.net", format!("unsupported network {net:?}, only tcp is served")));
+            return Err(invalid(
+                "http.net",
+                format!("unsupported network {net:?}, only tcp is served"),
+            ));
         }
     }
     listen_addr(&config.http.addr).map_err(|message| invalid("http.addr", message))?;
     for name in config.http.headers.keys() {
         if name.is_empty() || !name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-') {
-            return Err(invalid("http.headers", format!("invalid header name {name:?}")));
+            return Err(invalid(
+                "http.headers",
+                format!("invalid header name {name:?}"),
+            ));
         }
     }
     let purging = &config.storage.maintenance.uploadpurging;
@@ -244,11 +255,23 @@ health:
 "#;
         let config = load_from_str(text, "test", env(&[])).unwrap();
         assert_eq!(config.log.level, crate::LogLevel::Debug);
-        assert_eq!(config.storage.root_directory(), PathBuf::from("/var/lib/registry"));
+        assert_eq!(
+            config.storage.root_directory(),
+            PathBuf::from("/var/lib/registry")
+        );
         assert!(config.storage.delete.enabled);
-        assert_eq!(config.storage.maintenance.uploadpurging.age.0, Duration::from_secs(7200));
-        assert_eq!(config.http.headers["X-Content-Type-Options"], vec!["nosniff"]);
-        assert_eq!(config.ignored(), vec!["health", "log.fields", "storage.cache"]);
+        assert_eq!(
+            config.storage.maintenance.uploadpurging.age.0,
+            Duration::from_secs(7200)
+        );
+        assert_eq!(
+            config.http.headers["X-Content-Type-Options"],
+            vec!["nosniff"]
+        );
+        assert_eq!(
+            config.ignored(),
+            vec!["health", "log.fields", "storage.cache"]
+        );
     }
 
     #[test]
@@ -275,16 +298,23 @@ health:
 
     #[test]
     fn unknown_key_names_the_key() {
-        let err = load_from_str("storage:\n  filesystem:\n    rootdir: /x\n", "test", env(&[]))
-            .unwrap_err()
-            .to_string();
+        let err = load_from_str(
+            "storage:\n  filesystem:\n    rootdir: /x\n",
+            "test",
+            env(&[]),
+        )
+        .unwrap_err()
+        .to_string();
         assert!(err.contains("rootdir"), "{err}");
         assert!(err.contains("storage.filesystem"), "{err}");
 
         let err = load_from_str("", "test", env(&[("REGISTRY_STORAGE_FOO", "1")]))
             .unwrap_err()
             .to_string();
-        assert!(err.contains("foo") && err.contains("REGISTRY_STORAGE_FOO"), "{err}");
+        assert!(
+            err.contains("foo") && err.contains("REGISTRY_STORAGE_FOO"),
+            "{err}"
+        );
 
         let err = load_from_str("auth:\n  htpasswd: {}\n", "test", env(&[]))
             .unwrap_err()
@@ -296,14 +326,22 @@ health:
     fn malformed_values_name_the_key() {
         let cases = [
             ("http:\n  addr: not-an-address\n", "http.addr"),
-            ("storage:\n  delete:\n    enabled: maybe\n", "storage.delete.enabled"),
+            (
+                "storage:\n  delete:\n    enabled: maybe\n",
+                "storage.delete.enabled",
+            ),
             ("log:\n  level: loud\n", "log.level"),
-            ("storage:\n  maintenance:\n    uploadpurging:\n      age: ten\n", "age"),
+            (
+                "storage:\n  maintenance:\n    uploadpurging:\n      age: ten\n",
+                "age",
+            ),
             ("version: 0.2\n", "version"),
             ("http:\n  net: unix\n", "http.net"),
         ];
         for (text, key) in cases {
-            let err = load_from_str(text, "test", env(&[])).unwrap_err().to_string();
+            let err = load_from_str(text, "test", env(&[]))
+                .unwrap_err()
+                .to_string();
             assert!(err.contains(key), "{text:?} gave {err}");
         }
     }

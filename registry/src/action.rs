@@ -18,13 +18,27 @@ pub enum Action {
     /// `GET /v2/<name>/tags/list`.
     ListTags { name: RepoName },
     /// `GET`/`HEAD /v2/<name>/manifests/<reference>`.
-    GetManifest { name: RepoName, reference: Reference, head: bool },
+    GetManifest {
+        name: RepoName,
+        reference: Reference,
+        head: bool,
+    },
     /// `PUT /v2/<name>/manifests/<reference>`.
-    PutManifest { name: RepoName, reference: Reference },
+    PutManifest {
+        name: RepoName,
+        reference: Reference,
+    },
     /// `DELETE /v2/<name>/manifests/<reference>`.
-    DeleteManifest { name: RepoName, reference: Reference },
+    DeleteManifest {
+        name: RepoName,
+        reference: Reference,
+    },
     /// `GET`/`HEAD /v2/<name>/blobs/<digest>`.
-    GetBlob { name: RepoName, digest: Digest, head: bool },
+    GetBlob {
+        name: RepoName,
+        digest: Digest,
+        head: bool,
+    },
     /// `DELETE /v2/<name>/blobs/<digest>`.
     DeleteBlob { name: RepoName, digest: Digest },
     /// `POST /v2/<name>/blobs/uploads/` (with `digest`, or `mount` and `from`).
@@ -64,9 +78,7 @@ impl Action {
     /// Parses a request line. Unknown paths are 404, known paths with a
     /// method they do not take are 405, bad names and digests are 400.
     pub fn parse(method: &Method, path: &str) -> Result<Action, RegistryError> {
-        let rest = path
-            .strip_prefix("/v2")
-            .ok_or_else(not_found)?;
+        let rest = path.strip_prefix("/v2").ok_or_else(not_found)?;
         if rest.is_empty() || rest == "/" {
             return match *method {
                 Method::GET | Method::HEAD => Ok(Action::Base),
@@ -85,7 +97,10 @@ impl Action {
         let name_of = |end: usize| -> Result<RepoName, RegistryError> {
             let raw = segments[..end].join("/");
             RepoName::parse(&raw).ok_or_else(|| {
-                RegistryError::new(Code::NameInvalid, format!("invalid repository name {raw:?}"))
+                RegistryError::new(
+                    Code::NameInvalid,
+                    format!("invalid repository name {raw:?}"),
+                )
             })
         };
 
@@ -115,7 +130,11 @@ impl Action {
                 _ => Err(method_not_allowed()),
             };
         }
-        if n >= 3 && segments[n - 2] == "blobs" && segments[n - 1] == "uploads" && *method == Method::POST {
+        if n >= 3
+            && segments[n - 2] == "blobs"
+            && segments[n - 1] == "uploads"
+            && *method == Method::POST
+        {
             let name = name_of(n - 2)?;
             return Ok(Action::StartUpload { name });
         }
@@ -123,8 +142,16 @@ impl Action {
             let name = name_of(n - 2)?;
             let digest = parse_digest(&decode(segments[n - 1]))?;
             return match *method {
-                Method::GET => Ok(Action::GetBlob { name, digest, head: false }),
-                Method::HEAD => Ok(Action::GetBlob { name, digest, head: true }),
+                Method::GET => Ok(Action::GetBlob {
+                    name,
+                    digest,
+                    head: false,
+                }),
+                Method::HEAD => Ok(Action::GetBlob {
+                    name,
+                    digest,
+                    head: true,
+                }),
                 Method::DELETE => Ok(Action::DeleteBlob { name, digest }),
                 _ => Err(method_not_allowed()),
             };
@@ -133,8 +160,16 @@ impl Action {
             let name = name_of(n - 2)?;
             let reference = parse_reference(&decode(segments[n - 1]))?;
             return match *method {
-                Method::GET => Ok(Action::GetManifest { name, reference, head: false }),
-                Method::HEAD => Ok(Action::GetManifest { name, reference, head: true }),
+                Method::GET => Ok(Action::GetManifest {
+                    name,
+                    reference,
+                    head: false,
+                }),
+                Method::HEAD => Ok(Action::GetManifest {
+                    name,
+                    reference,
+                    head: true,
+                }),
                 Method::PUT => Ok(Action::PutManifest { name, reference }),
                 Method::DELETE => Ok(Action::DeleteManifest { name, reference }),
                 _ => Err(method_not_allowed()),
@@ -174,28 +209,12 @@ fn parse_reference(text: &str) -> Result<Reference, RegistryError> {
 
 /// Percent-decoding of one path segment (clients may encode the `:` of a digest).
 fn decode(segment: &str) -> String {
-    if !segment.contains('%') {
-        return segment.to_string();
-    }
-    let bytes = segment.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] == b'%' && i + 2 < bytes.len() {
-            if let Ok(value) = u8::from_str_radix(&segment[i + 1..i + 3], 16) {
-                out.push(value);
-                i += 3;
-                continue;
-            }
-        }
-        out.push(bytes[i]);
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
+    crate::http::query::percent_decode(segment, false)
 }
 
 fn not_found() -> RegistryError {
-    RegistryError::new(Code::NameUnknown, "no such endpoint").with_status(axum::http::StatusCode::NOT_FOUND)
+    RegistryError::new(Code::NameUnknown, "no such endpoint")
+        .with_status(axum::http::StatusCode::NOT_FOUND)
 }
 
 fn method_not_allowed() -> RegistryError {
@@ -215,15 +234,23 @@ mod tests {
     #[test]
     fn routes_nested_names() {
         assert_eq!(Action::parse(&Method::GET, "/v2/").unwrap(), Action::Base);
-        assert_eq!(Action::parse(&Method::GET, "/v2/_catalog").unwrap(), Action::Catalog);
+        assert_eq!(
+            Action::parse(&Method::GET, "/v2/_catalog").unwrap(),
+            Action::Catalog
+        );
         assert_eq!(
             Action::parse(&Method::GET, "/v2/a/b/c/tags/list").unwrap(),
-            Action::ListTags { name: name("a/b/c") }
+            Action::ListTags {
+                name: name("a/b/c")
+            }
         );
         // A name may itself contain "blobs" or "manifests" components.
         assert_eq!(
             Action::parse(&Method::PUT, "/v2/x/blobs/manifests/manifests/v1").unwrap(),
-            Action::PutManifest { name: name("x/blobs/manifests"), reference: Reference::Tag("v1".into()) }
+            Action::PutManifest {
+                name: name("x/blobs/manifests"),
+                reference: Reference::Tag("v1".into())
+            }
         );
         assert_eq!(
             Action::parse(&Method::POST, "/v2/a/b/blobs/uploads/").unwrap(),
@@ -231,15 +258,29 @@ mod tests {
         );
         assert_eq!(
             Action::parse(&Method::PATCH, "/v2/a/blobs/uploads/123").unwrap(),
-            Action::PatchUpload { name: name("a"), id: "123".into() }
+            Action::PatchUpload {
+                name: name("a"),
+                id: "123".into()
+            }
         );
         assert_eq!(
-            Action::parse(&Method::HEAD, &format!("/v2/a/blobs/{}", D.replace(':', "%3A"))).unwrap(),
-            Action::GetBlob { name: name("a"), digest: D.parse().unwrap(), head: true }
+            Action::parse(
+                &Method::HEAD,
+                &format!("/v2/a/blobs/{}", D.replace(':', "%3A"))
+            )
+            .unwrap(),
+            Action::GetBlob {
+                name: name("a"),
+                digest: D.parse().unwrap(),
+                head: true
+            }
         );
         assert_eq!(
             Action::parse(&Method::GET, &format!("/v2/a/referrers/{D}")).unwrap(),
-            Action::Referrers { name: name("a"), digest: D.parse().unwrap() }
+            Action::Referrers {
+                name: name("a"),
+                digest: D.parse().unwrap()
+            }
         );
     }
 
@@ -247,10 +288,21 @@ mod tests {
     fn refuses_bad_requests() {
         let code = |m: Method, p: &str| Action::parse(&m, p).unwrap_err().code;
         assert_eq!(code(Method::GET, "/v2/UPPER/tags/list"), Code::NameInvalid);
-        assert_eq!(code(Method::GET, "/v2/a/blobs/sha256:zz"), Code::DigestInvalid);
+        assert_eq!(
+            code(Method::GET, "/v2/a/blobs/sha256:zz"),
+            Code::DigestInvalid
+        );
         assert_eq!(code(Method::POST, "/v2/a/manifests/x"), Code::Unsupported);
-        assert_eq!(code(Method::GET, "/v2/a/manifests/bad:tag:x"), Code::DigestInvalid);
+        assert_eq!(
+            code(Method::GET, "/v2/a/manifests/bad:tag:x"),
+            Code::DigestInvalid
+        );
         assert_eq!(Action::parse(&Method::GET, "/v3/").unwrap_err().status, 404);
-        assert_eq!(Action::parse(&Method::GET, "/v2/a/unknown").unwrap_err().status, 404);
+        assert_eq!(
+            Action::parse(&Method::GET, "/v2/a/unknown")
+                .unwrap_err()
+                .status,
+            404
+        );
     }
 }

@@ -82,9 +82,9 @@ impl FromStr for Digest {
             "sha512" => Algorithm::Sha512,
             other => {
                 let well_formed = !other.is_empty()
-                    && other
-                        .bytes()
-                        .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"+._-".contains(&b));
+                    && other.bytes().all(|b| {
+                        b.is_ascii_lowercase() || b.is_ascii_digit() || b"+._-".contains(&b)
+                    });
                 return Err(if well_formed {
                     DigestError::UnsupportedAlgorithm(other.to_string())
                 } else {
@@ -93,7 +93,9 @@ impl FromStr for Digest {
             }
         };
         let valid_hex = hex.len() == algorithm.hex_len()
-            && hex.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
+            && hex
+                .bytes()
+                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
         if !valid_hex {
             return Err(DigestError::BadEncoding(text.to_string()));
         }
@@ -152,12 +154,18 @@ mod tests {
         let d: Digest = empty.parse().unwrap();
         assert_eq!(d.to_string(), empty);
         assert_eq!(Digest::of_bytes(Algorithm::Sha256, b""), d);
-        assert!(matches!("sha256:abc".parse::<Digest>(), Err(DigestError::BadEncoding(_))));
+        assert!(matches!(
+            "sha256:abc".parse::<Digest>(),
+            Err(DigestError::BadEncoding(_))
+        ));
         assert!(matches!(
             "md5:d41d8cd98f00b204e9800998ecf8427e".parse::<Digest>(),
             Err(DigestError::UnsupportedAlgorithm(_))
         ));
-        assert!(matches!("nocolon".parse::<Digest>(), Err(DigestError::Malformed(_))));
+        assert!(matches!(
+            "nocolon".parse::<Digest>(),
+            Err(DigestError::Malformed(_))
+        ));
         let upper = "sha256:E3B0C44298FC1C149AFBF4C8996FB92427AE41E4649B934CA495991B7852B855";
         assert!(upper.parse::<Digest>().is_err());
         let sha512 = Digest::of_bytes(Algorithm::Sha512, b"");

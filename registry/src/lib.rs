@@ -8,5 +8,8 @@
 pub mod action;
 pub mod digest;
 pub mod error;
+pub mod http;
 pub mod names;
+pub mod server;
 pub mod storage;
+pub mod store;

@@ -102,10 +102,21 @@ mod tests {
 
     #[test]
     fn repository_grammar() {
-        for good in ["a", "library/busybox", "a/b/c/d", "my-app", "a__b", "a.b", "a---b", "0x"] {
+        for good in [
+            "a",
+            "library/busybox",
+            "a/b/c/d",
+            "my-app",
+            "a__b",
+            "a.b",
+            "a---b",
+            "0x",
+        ] {
             assert!(RepoName::parse(good).is_some(), "{good}");
         }
-        for bad in ["", "A", "a/", "/a", "a//b", "-a", "a-", "a___b", "a..b", "a_.b", "a b", "a:b"] {
+        for bad in [
+            "", "A", "a/", "/a", "a//b", "-a", "a-", "a___b", "a..b", "a_.b", "a b", "a:b",
+        ] {
             assert!(RepoName::parse(bad).is_none(), "{bad}");
         }
         assert!(RepoName::parse(&"a".repeat(256)).is_none());

@@ -52,7 +52,9 @@ impl FsBackend {
     }
 
     fn temp_path(&self) -> PathBuf {
-        self.root.join(TMP_DIR).join(uuid::Uuid::new_v4().to_string())
+        self.root
+            .join(TMP_DIR)
+            .join(uuid::Uuid::new_v4().to_string())
     }
 }
 
@@ -150,7 +152,10 @@ impl Backend for FsBackend {
 
     async fn read_all(&self, key: &str) -> Result<Bytes> {
         let path = self.path(key)?;
-        tokio::fs::read(&path).await.map(Bytes::from).map_err(io_err(key))
+        tokio::fs::read(&path)
+            .await
+            .map(Bytes::from)
+            .map_err(io_err(key))
     }
 
     async fn read(&self, key: &str, range: Option<Range<u64>>) -> Result<ByteStream> {
@@ -190,9 +195,10 @@ impl Backend for FsBackend {
                 }
             }
         });
-        Ok(Box::pin(futures_util::stream::unfold(rx, |mut rx| async move {
-            rx.recv().await.map(|item| (item, rx))
-        })))
+        Ok(Box::pin(futures_util::stream::unfold(
+            rx,
+            |mut rx| async move { rx.recv().await.map(|item| (item, rx)) },
+        )))
     }
 
     async fn write(&self, key: &str, body: ByteStream) -> Result<u64> {
@@ -206,7 +212,9 @@ impl Backend for FsBackend {
         let outcome = match result {
             Ok(written) => {
                 let temp = temp.clone();
-                blocking(key, move || publish(&temp, &target)).await.map(|_| written)
+                blocking(key, move || publish(&temp, &target))
+                    .await
+                    .map(|_| written)
             }
             Err(e) => Err(e),
         };
@@ -356,7 +364,10 @@ mod tests {
         // A temp file as a killed writer leaves it.
         std::fs::write(dir.path().join(TMP_DIR).join("partial"), b"half").unwrap();
         let reopened = FsBackend::open(dir.path()).unwrap();
-        assert!(std::fs::read_dir(dir.path().join(TMP_DIR)).unwrap().next().is_none());
+        assert!(std::fs::read_dir(dir.path().join(TMP_DIR))
+            .unwrap()
+            .next()
+            .is_none());
         assert!(reopened.stat("partial").await.unwrap().is_none());
     }
 }

@@ -41,10 +41,7 @@ pub enum StorageError {
     #[error("reading the request body failed: {0}")]
     Source(std::io::Error),
     #[error("storage I/O on {key}: {source}")]
-    Io {
-        key: String,
-        source: std::io::Error,
-    },
+    Io { key: String, source: std::io::Error },
 }
 
 pub type Result<T, E = StorageError> = std::result::Result<T, E>;
@@ -97,7 +94,9 @@ pub fn check_key(key: &str) -> Result<()> {
     let bad = key.is_empty()
         || key.starts_with('/')
         || key.contains('\0')
-        || key.split('/').any(|part| part.is_empty() || part == "." || part == "..");
+        || key
+            .split('/')
+            .any(|part| part.is_empty() || part == "." || part == "..");
     if bad {
         Err(StorageError::InvalidKey(key.to_string()))
     } else {

@@ -7,14 +7,18 @@ use bytes::Bytes;
 use futures_util::StreamExt;
 
 fn stream_of(chunks: &[&'static [u8]]) -> ByteStream {
-    let items: Vec<std::io::Result<Bytes>> = chunks.iter().map(|c| Ok(Bytes::from_static(c))).collect();
+    let items: Vec<std::io::Result<Bytes>> =
+        chunks.iter().map(|c| Ok(Bytes::from_static(c))).collect();
     Box::pin(futures_util::stream::iter(items))
 }
 
 fn failing_stream() -> ByteStream {
     let items: Vec<std::io::Result<Bytes>> = vec![
         Ok(Bytes::from_static(b"partial")),
-        Err(std::io::Error::new(std::io::ErrorKind::ConnectionReset, "client went away")),
+        Err(std::io::Error::new(
+            std::io::ErrorKind::ConnectionReset,
+            "client went away",
+        )),
     ];
     Box::pin(futures_util::stream::iter(items))
 }
@@ -33,63 +37,158 @@ async fn collect(stream: ByteStream) -> Vec<u8> {
 pub async fn run(backend: &dyn Backend) {
     // Absent objects.
     assert!(backend.stat("a/missing").await.unwrap().is_none());
-    assert!(matches!(backend.read_all("a/missing").await, Err(StorageError::NotFound(_))));
-    assert!(matches!(backend.read("a/missing", None).await, Err(StorageError::NotFound(_))));
+    assert!(matches!(
+        backend.read_all("a/missing").await,
+        Err(StorageError::NotFound(_))
+    ));
+    assert!(matches!(
+        backend.read("a/missing", None).await,
+        Err(StorageError::NotFound(_))
+    ));
     assert!(!backend.delete("a/missing").await.unwrap());
-    assert!(backend.list("nothing/here", None, 10).await.unwrap().is_empty());
+    assert!(backend
+        .list("nothing/here", None, 10)
+        .await
+        .unwrap()
+        .is_empty());
 
     // Streaming writes and reads, whole and ranged.
-    let n = backend.write("a/b/obj", stream_of(&[b"hello ", b"world"])).await.unwrap();
+    let n = backend
+        .write("a/b/obj", stream_of(&[b"hello ", b"world"]))
+        .await
+        .unwrap();
     assert_eq!(n, 11);
     assert_eq!(backend.stat("a/b/obj").await.unwrap().unwrap().size, 11);
-    assert_eq!(collect(backend.read("a/b/obj", None).await.unwrap()).await, b"hello world");
-    assert_eq!(collect(backend.read("a/b/obj", Some(6..11)).await.unwrap()).await, b"world");
-    assert_eq!(collect(backend.read("a/b/obj", Some(0..1)).await.unwrap()).await, b"h");
+    assert_eq!(
+        collect(backend.read("a/b/obj", None).await.unwrap()).await,
+        b"hello world"
+    );
+    assert_eq!(
+        collect(backend.read("a/b/obj", Some(6..11)).await.unwrap()).await,
+        b"world"
+    );
+    assert_eq!(
+        collect(backend.read("a/b/obj", Some(0..1)).await.unwrap()).await,
+        b"h"
+    );
 
     // Replacing is atomic and whole.
-    backend.write_all("a/b/obj", Bytes::from_static(b"new")).await.unwrap();
-    assert_eq!(backend.read_all("a/b/obj").await.unwrap(), Bytes::from_static(b"new"));
+    backend
+        .write_all("a/b/obj", Bytes::from_static(b"new"))
+        .await
+        .unwrap();
+    assert_eq!(
+        backend.read_all("a/b/obj").await.unwrap(),
+        Bytes::from_static(b"new")
+    );
 
     // A failed source stream leaves nothing behind and the old object intact.
-    let err = backend.write("a/b/obj", failing_stream()).await.unwrap_err();
+    let err = backend
+        .write("a/b/obj", failing_stream())
+        .await
+        .unwrap_err();
     assert!(matches!(err, StorageError::Source(_)), "{err}");
-    assert_eq!(backend.read_all("a/b/obj").await.unwrap(), Bytes::from_static(b"new"));
-    let err = backend.write("a/b/fresh", failing_stream()).await.unwrap_err();
+    assert_eq!(
+        backend.read_all("a/b/obj").await.unwrap(),
+        Bytes::from_static(b"new")
+    );
+    let err = backend
+        .write("a/b/fresh", failing_stream())
+        .await
+        .unwrap_err();
     assert!(matches!(err, StorageError::Source(_)), "{err}");
     assert!(backend.stat("a/b/fresh").await.unwrap().is_none());
 
     // Conditional writes.
-    assert!(backend.write_if_absent("c/once", Bytes::from_static(b"1")).await.unwrap());
-    assert!(!backend.write_if_absent("c/once", Bytes::from_static(b"2")).await.unwrap());
-    assert_eq!(backend.read_all("c/once").await.unwrap(), Bytes::from_static(b"1"));
+    assert!(backend
+        .write_if_absent("c/once", Bytes::from_static(b"1"))
+        .await
+        .unwrap());
+    assert!(!backend
+        .write_if_absent("c/once", Bytes::from_static(b"2"))
+        .await
+        .unwrap());
+    assert_eq!(
+        backend.read_all("c/once").await.unwrap(),
+        Bytes::from_static(b"1")
+    );
 
     // Appends: in order, overwrite past the offset, refuse gaps.
-    assert_eq!(backend.append("u/data", 0, stream_of(&[b"abc"])).await.unwrap(), 3);
-    assert_eq!(backend.append("u/data", 3, stream_of(&[b"def"])).await.unwrap(), 6);
-    assert_eq!(backend.append("u/data", 4, stream_of(&[b"XY"])).await.unwrap(), 6);
-    assert_eq!(backend.read_all("u/data").await.unwrap(), Bytes::from_static(b"abcdXY"));
+    assert_eq!(
+        backend
+            .append("u/data", 0, stream_of(&[b"abc"]))
+            .await
+            .unwrap(),
+        3
+    );
+    assert_eq!(
+        backend
+            .append("u/data", 3, stream_of(&[b"def"]))
+            .await
+            .unwrap(),
+        6
+    );
+    assert_eq!(
+        backend
+            .append("u/data", 4, stream_of(&[b"XY"]))
+            .await
+            .unwrap(),
+        6
+    );
+    assert_eq!(
+        backend.read_all("u/data").await.unwrap(),
+        Bytes::from_static(b"abcdXY")
+    );
     assert!(matches!(
         backend.append("u/data", 9, stream_of(&[b"z"])).await,
-        Err(StorageError::OffsetMismatch { size: 6, offset: 9, .. })
+        Err(StorageError::OffsetMismatch {
+            size: 6,
+            offset: 9,
+            ..
+        })
     ));
-    assert_eq!(backend.append("u/empty", 0, stream_of(&[])).await.unwrap(), 0);
+    assert_eq!(
+        backend.append("u/empty", 0, stream_of(&[])).await.unwrap(),
+        0
+    );
     assert_eq!(backend.stat("u/empty").await.unwrap().unwrap().size, 0);
 
     // Rename moves atomically and replaces.
     backend.rename("u/data", "d/moved").await.unwrap();
     assert!(backend.stat("u/data").await.unwrap().is_none());
-    assert_eq!(backend.read_all("d/moved").await.unwrap(), Bytes::from_static(b"abcdXY"));
-    backend.write_all("d/other", Bytes::from_static(b"x")).await.unwrap();
+    assert_eq!(
+        backend.read_all("d/moved").await.unwrap(),
+        Bytes::from_static(b"abcdXY")
+    );
+    backend
+        .write_all("d/other", Bytes::from_static(b"x"))
+        .await
+        .unwrap();
     backend.rename("d/other", "d/moved").await.unwrap();
-    assert_eq!(backend.read_all("d/moved").await.unwrap(), Bytes::from_static(b"x"));
+    assert_eq!(
+        backend.read_all("d/moved").await.unwrap(),
+        Bytes::from_static(b"x")
+    );
 
     // Listing: direct children, sorted bytewise, after a key, bounded.
     for name in ["b", "a-b", "a", "a.b", "c/deeper"] {
-        backend.write_all(&format!("l/{name}"), Bytes::new()).await.unwrap();
+        backend
+            .write_all(&format!("l/{name}"), Bytes::new())
+            .await
+            .unwrap();
     }
-    assert_eq!(backend.list("l", None, 100).await.unwrap(), vec!["a", "a-b", "a.b", "b", "c"]);
-    assert_eq!(backend.list("l", Some("a-b"), 2).await.unwrap(), vec!["a.b", "b"]);
-    assert_eq!(backend.list("l", Some("c"), 10).await.unwrap(), Vec::<String>::new());
+    assert_eq!(
+        backend.list("l", None, 100).await.unwrap(),
+        vec!["a", "a-b", "a.b", "b", "c"]
+    );
+    assert_eq!(
+        backend.list("l", Some("a-b"), 2).await.unwrap(),
+        vec!["a.b", "b"]
+    );
+    assert_eq!(
+        backend.list("l", Some("c"), 10).await.unwrap(),
+        Vec::<String>::new()
+    );
 
     // Deletes.
     assert!(backend.delete("l/a").await.unwrap());
@@ -100,6 +199,9 @@ pub async fn run(backend: &dyn Backend) {
 
     // Keys that could escape are refused.
     for key in ["../x", "/abs", "a//b", "a/./b", ""] {
-        assert!(matches!(backend.stat(key).await, Err(StorageError::InvalidKey(_))), "{key}");
+        assert!(
+            matches!(backend.stat(key).await, Err(StorageError::InvalidKey(_))),
+            "{key}"
+        );
     }
 }

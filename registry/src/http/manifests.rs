@@ -1,0 +1,112 @@
+//! Manifest requests: `GET`/`HEAD` with content negotiation, `PUT`, `DELETE`.
+
+use super::{content_length, empty, header};
+use crate::error::{Code, RegistryError, Result};
+use crate::names::{Reference, RepoName};
+use crate::store::manifests::MAX_MANIFEST_BYTES;
+use crate::store::Registry;
+use axum::body::Body;
+use axum::extract::Request;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::Response;
+
+pub async fn get(
+    registry: &Registry,
+    name: &RepoName,
+    reference: &Reference,
+    head: bool,
+    headers: &HeaderMap,
+) -> Result<Response> {
+    let manifest = registry.get_manifest(name, reference).await?;
+    if !accepts(headers, &manifest.media_type) {
+        return Err(RegistryError::new(
+            Code::ManifestUnknown,
+            format!(
+                "manifest {reference} is of type {}, which the Accept header does not include",
+                manifest.media_type
+            ),
+        ));
+    }
+    let mut response = empty(
+        StatusCode::OK,
+        &[
+            ("content-type", manifest.media_type.clone()),
+            ("content-length", manifest.bytes.len().to_string()),
+            ("docker-content-digest", manifest.digest.to_string()),
+            ("etag", format!("\"{}\"", manifest.digest)),
+        ],
+    );
+    if !head {
+        *response.body_mut() = Body::from(manifest.bytes);
+    }
+    Ok(response)
+}
+
+/// Whether the request's `Accept` headers admit `media_type`. No `Accept`,
+/// or a wildcard, admits everything.
+fn accepts(headers: &HeaderMap, media_type: &str) -> bool {
+    let mut listed = false;
+    for value in headers.get_all("accept") {
+        let Ok(value) = value.to_str() else { continue };
+        for item in value.split(',') {
+            let item = item.split(';').next().unwrap_or("").trim();
+            if item.is_empty() {
+                continue;
+            }
+            listed = true;
+            if item == media_type || item == "*/*" || item == "application/*" {
+                return true;
+            }
+        }
+    }
+    !listed
+}
+
+pub async fn put(
+    registry: &Registry,
+    name: &RepoName,
+    reference: &Reference,
+    request: Request,
+) -> Result<Response> {
+    let too_large = || {
+        RegistryError::new(
+            Code::ManifestInvalid,
+            format!("manifest exceeds the {MAX_MANIFEST_BYTES}-byte limit"),
+        )
+        .with_status(StatusCode::PAYLOAD_TOO_LARGE)
+    };
+    if content_length(request.headers()).is_some_and(|len| len > MAX_MANIFEST_BYTES as u64) {
+        return Err(too_large());
+    }
+    let content_type = header(request.headers(), "content-type").map(str::to_string);
+    let bytes = axum::body::to_bytes(request.into_body(), MAX_MANIFEST_BYTES)
+        .await
+        .map_err(|_| too_large())?;
+    let pushed = registry
+        .put_manifest(name, reference, content_type.as_deref(), bytes)
+        .await?;
+    let mut out = vec![
+        (
+            "location",
+            format!("/v2/{name}/manifests/{}", pushed.digest),
+        ),
+        ("docker-content-digest", pushed.digest.to_string()),
+        ("content-length", "0".to_string()),
+    ];
+    if let Some(subject) = pushed.subject {
+        out.push(("oci-subject", subject));
+    }
+    Ok(empty(StatusCode::CREATED, &out))
+}
+
+pub async fn delete(
+    registry: &Registry,
+    name: &RepoName,
+    reference: &Reference,
+) -> Result<Response> {
+    registry.delete_manifest(name, reference).await?;
+    Ok(empty(
+        StatusCode::ACCEPTED,
+        &[("content-length", "0".to_string())],
+    ))
+}

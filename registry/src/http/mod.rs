@@ -1,0 +1,160 @@
+//! The HTTP layer, kept thin: every request is parsed into an [`Action`],
+//! handed to the handler of its concept, and answered with the spec's
+//! headers. Handlers translate between HTTP and [`Registry`] calls only.
+//!
+//! - [`blobs`], [`uploads`], [`manifests`], [`listing`]: one handler module per concept.
+//! - [`query`]: query strings and percent-decoding.
+
+pub mod blobs;
+pub mod listing;
+pub mod manifests;
+pub mod query;
+pub mod uploads;
+
+use crate::action::Action;
+use crate::error::{Code, RegistryError, Result};
+use crate::storage::ByteStream;
+use crate::store::Registry;
+use axum::body::Body;
+use axum::extract::{Request, State};
+use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Router;
+use futures_util::TryStreamExt;
+use std::sync::Arc;
+use std::time::Instant;
+
+/// What every handler shares.
+pub struct App {
+    pub registry: Registry,
+    /// Headers added to every response (`http.headers`).
+    pub extra_headers: HeaderMap,
+    /// Refuse every write (`storage.maintenance.readonly`).
+    pub read_only: bool,
+    /// Log one line per request.
+    pub access_log: bool,
+}
+
+/// The router: one entry point, since the action is parsed from the path.
+pub fn router(app: Arc<App>) -> Router {
+    Router::new().fallback(dispatch).with_state(app)
+}
+
+async fn dispatch(State(app): State<Arc<App>>, request: Request) -> Response {
+    let started = Instant::now();
+    let method = request.method().clone();
+    let path = request.uri().path().to_string();
+    let result = match Action::parse(&method, &path) {
+        Ok(action) => handle(&app, action, request).await,
+        Err(e) => Err(e),
+    };
+    let mut response = match result {
+        Ok(response) => response,
+        Err(e) => {
+            if e.status.is_server_error() {
+                tracing::error!(%method, %path, error = %e, "request failed");
+            }
+            e.into_response()
+        }
+    };
+    let headers = response.headers_mut();
+    headers.insert(
+        HeaderName::from_static("docker-distribution-api-version"),
+        HeaderValue::from_static("registry/2.0"),
+    );
+    for (name, value) in app.extra_headers.iter() {
+        headers.append(name.clone(), value.clone());
+    }
+    if app.access_log {
+        tracing::info!(
+            target: "access",
+            %method,
+            %path,
+            status = response.status().as_u16(),
+            ms = started.elapsed().as_secs_f64() * 1000.0,
+        );
+    }
+    response
+}
+
+fn is_write(action: &Action) -> bool {
+    matches!(
+        action,
+        Action::PutManifest { .. }
+            | Action::DeleteManifest { .. }
+            | Action::DeleteBlob { .. }
+            | Action::StartUpload { .. }
+            | Action::PatchUpload { .. }
+            | Action::PutUpload { .. }
+            | Action::CancelUpload { .. }
+    )
+}
+
+async fn handle(app: &App, action: Action, request: Request) -> Result<Response> {
+    if app.read_only && is_write(&action) {
+        return Err(RegistryError::new(
+            Code::Unsupported,
+            "the registry is in read-only mode",
+        ));
+    }
+    let registry = &app.registry;
+    let query = query::Query::parse(request.uri().query());
+    let headers = request.headers().clone();
+    match action {
+        Action::Base => {
+            Ok((StatusCode::OK, [("content-type", "application/json")], "{}").into_response())
+        }
+        Action::Catalog => listing::catalog(registry, &query).await,
+        Action::ListTags { name } => listing::tags(registry, &name, &query).await,
+        Action::Referrers { name, digest } => {
+            listing::referrers(registry, &name, &digest, &query).await
+        }
+        Action::GetBlob { name, digest, head } => {
+            blobs::get(registry, &name, &digest, head, &headers).await
+        }
+        Action::DeleteBlob { name, digest } => blobs::delete(registry, &name, &digest).await,
+        Action::GetManifest {
+            name,
+            reference,
+            head,
+        } => manifests::get(registry, &name, &reference, head, &headers).await,
+        Action::PutManifest { name, reference } => {
+            manifests::put(registry, &name, &reference, request).await
+        }
+        Action::DeleteManifest { name, reference } => {
+            manifests::delete(registry, &name, &reference).await
+        }
+        Action::StartUpload { name } => uploads::start(registry, &name, request).await,
+        Action::GetUpload { name, id } => uploads::status(registry, &name, &id).await,
+        Action::PatchUpload { name, id } => uploads::patch(registry, &name, &id, request).await,
+        Action::PutUpload { name, id } => uploads::complete(registry, &name, &id, request).await,
+        Action::CancelUpload { name, id } => uploads::cancel(registry, &name, &id).await,
+    }
+}
+
+/// A request body as a stream of bytes.
+pub(crate) fn body_stream(body: Body) -> ByteStream {
+    Box::pin(body.into_data_stream().map_err(std::io::Error::other))
+}
+
+/// A header's value as text, when present and readable.
+pub(crate) fn header<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+    headers.get(name).and_then(|v| v.to_str().ok())
+}
+
+/// The declared `Content-Length`, when present and numeric.
+pub(crate) fn content_length(headers: &HeaderMap) -> Option<u64> {
+    header(headers, "content-length").and_then(|v| v.trim().parse().ok())
+}
+
+/// A response with no body and the given headers.
+pub(crate) fn empty(status: StatusCode, headers: &[(&'static str, String)]) -> Response {
+    let mut response = Response::new(Body::empty());
+    *response.status_mut() = status;
+    for (name, value) in headers {
+        if let Ok(value) = HeaderValue::from_str(value) {
+            response.headers_mut().insert(*name, value);
+        }
+    }
+    response
+}

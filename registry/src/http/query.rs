@@ -1,0 +1,74 @@
+//! Query strings and percent-decoding, with nothing but what the API needs.
+
+/// Decodes `%XX` escapes (and, in queries, `+` as a space).
+pub fn percent_decode(text: &str, plus_is_space: bool) -> String {
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'%' if i + 2 < bytes.len() => {
+                match std::str::from_utf8(&bytes[i + 1..i + 3])
+                    .ok()
+                    .and_then(|h| u8::from_str_radix(h, 16).ok())
+                {
+                    Some(value) => {
+                        out.push(value);
+                        i += 3;
+                        continue;
+                    }
+                    None => out.push(b'%'),
+                }
+            }
+            b'+' if plus_is_space => out.push(b' '),
+            other => out.push(other),
+        }
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// The decoded `key=value` pairs of a query string.
+#[derive(Debug, Default)]
+pub struct Query(Vec<(String, String)>);
+
+impl Query {
+    pub fn parse(query: Option<&str>) -> Query {
+        let pairs = query
+            .unwrap_or("")
+            .split('&')
+            .filter(|pair| !pair.is_empty())
+            .map(|pair| {
+                let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
+                (percent_decode(key, true), percent_decode(value, true))
+            })
+            .collect();
+        Query(pairs)
+    }
+
+    /// The first value of `key`.
+    pub fn get(&self, key: &str) -> Option<&str> {
+        self.0
+            .iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn decodes() {
+        assert_eq!(percent_decode("sha256%3Aab", false), "sha256:ab");
+        assert_eq!(percent_decode("a%2", false), "a%2");
+        assert_eq!(percent_decode("a%zz", false), "a%zz");
+        let q = Query::parse(Some("n=10&last=a%2Fb&flag&x=1+2"));
+        assert_eq!(q.get("n"), Some("10"));
+        assert_eq!(q.get("last"), Some("a/b"));
+        assert_eq!(q.get("flag"), Some(""));
+        assert_eq!(q.get("x"), Some("1 2"));
+        assert_eq!(q.get("none"), None);
+    }
+}

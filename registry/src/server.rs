@@ -1,0 +1,225 @@
+//! Serving: opens the store, binds the listener (plain TCP or TLS), serves
+//! HTTP/1.1 and HTTP/2 connections, runs the upload purge on its schedule,
+//! and on shutdown stops accepting and lets in-flight requests finish,
+//! bounded by the drain timeout.
+
+use crate::http::{router, App};
+use crate::storage::fs::FsBackend;
+use crate::storage::StorageError;
+use crate::store::{Options, Registry};
+use axum::http::{HeaderMap, HeaderName, HeaderValue};
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::server::conn::auto::Builder;
+use hyper_util::server::graceful::GracefulShutdown;
+use hyper_util::service::TowerToHyperService;
+use rconfig::Config;
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+use std::future::Future;
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::net::TcpListener;
+use tokio_rustls::TlsAcceptor;
+
+/// Why the server could not start or run.
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    #[error("cannot open storage: {0}")]
+    Storage(#[from] StorageError),
+    #[error("http.addr: {0}")]
+    Address(String),
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+    #[error("http.tls: {0}")]
+    Tls(String),
+    #[error("http.headers: {0}")]
+    Header(String),
+}
+
+/// A bound, ready server. Split from [`Server::run`] so the caller learns
+/// the address (port 0 binds a free port) before serving starts.
+pub struct Server {
+    listener: TcpListener,
+    tls: Option<TlsAcceptor>,
+    app: Arc<App>,
+    config: Config,
+}
+
+impl Server {
+    /// Opens storage and binds the listener as `config` says.
+    pub async fn bind(config: Config) -> Result<Server, ServeError> {
+        let backend = FsBackend::open(config.storage.root_directory())?;
+        let registry = Registry::new(
+            Arc::new(backend),
+            Options {
+                delete_enabled: config.storage.delete.enabled,
+            },
+        );
+        let app = Arc::new(App {
+            registry,
+            extra_headers: extra_headers(&config)?,
+            read_only: config.storage.maintenance.readonly.enabled,
+            access_log: !config.log.accesslog.disabled,
+        });
+        let addr = rconfig::load::listen_addr(&config.http.addr).map_err(ServeError::Address)?;
+        let listener = TcpListener::bind(addr)
+            .await
+            .map_err(|source| ServeError::Bind { addr, source })?;
+        let tls = match &config.http.tls {
+            Some(tls) => Some(tls_acceptor(&tls.certificate, &tls.key)?),
+            None => None,
+        };
+        Ok(Server {
+            listener,
+            tls,
+            app,
+            config,
+        })
+    }
+
+    pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
+        self.listener.local_addr()
+    }
+
+    /// Serves until `shutdown` resolves, then drains.
+    pub async fn run(self, shutdown: impl Future<Output = ()>) {
+        let Server {
+            listener,
+            tls,
+            app,
+            config,
+        } = self;
+        let purge = spawn_purge(&app.registry, &config);
+        let service = TowerToHyperService::new(router(app));
+        let builder = Builder::new(TokioExecutor::new());
+        let graceful = GracefulShutdown::new();
+        tokio::pin!(shutdown);
+        loop {
+            let (stream, peer) = tokio::select! {
+                accepted = listener.accept() => match accepted {
+                    Ok(accepted) => accepted,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "accept failed");
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                        continue;
+                    }
+                },
+                _ = &mut shutdown => break,
+            };
+            let _ = stream.set_nodelay(true);
+            let builder = builder.clone();
+            let service = service.clone();
+            let watcher = graceful.watcher();
+            let tls = tls.clone();
+            tokio::spawn(async move {
+                let result = match tls {
+                    Some(tls) => match tls.accept(stream).await {
+                        Ok(stream) => {
+                            let conn = builder
+                                .serve_connection_with_upgrades(TokioIo::new(stream), service);
+                            watcher.watch(conn.into_owned()).await
+                        }
+                        Err(e) => {
+                            tracing::debug!(%peer, error = %e, "TLS handshake failed");
+                            return;
+                        }
+                    },
+                    None => {
+                        let conn =
+                            builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
+                        watcher.watch(conn.into_owned()).await
+                    }
+                };
+                if let Err(e) = result {
+                    tracing::debug!(%peer, error = %e, "connection ended with an error");
+                }
+            });
+        }
+        drop(listener);
+        if let Some(purge) = purge {
+            purge.abort();
+        }
+        let drain = config.http.draintimeout.0;
+        tracing::info!(
+            timeout_s = drain.as_secs_f64(),
+            "shutting down: draining in-flight requests"
+        );
+        tokio::select! {
+            _ = graceful.shutdown() => tracing::info!("drained"),
+            _ = tokio::time::sleep(drain) => tracing::warn!("drain timeout reached; closing remaining connections"),
+        }
+    }
+}
+
+fn extra_headers(config: &Config) -> Result<HeaderMap, ServeError> {
+    let mut headers = HeaderMap::new();
+    for (name, values) in &config.http.headers {
+        let name = HeaderName::from_bytes(name.as_bytes())
+            .map_err(|e| ServeError::Header(format!("{name}: {e}")))?;
+        for value in values {
+            let value = HeaderValue::from_str(value)
+                .map_err(|e| ServeError::Header(format!("{name}: {e}")))?;
+            headers.append(name.clone(), value);
+        }
+    }
+    Ok(headers)
+}
+
+fn tls_acceptor(certificate: &Path, key: &Path) -> Result<TlsAcceptor, ServeError> {
+    let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(certificate)
+        .and_then(|iter| iter.collect::<Result<_, _>>())
+        .map_err(|e| ServeError::Tls(format!("certificate {}: {e}", certificate.display())))?;
+    if certs.is_empty() {
+        return Err(ServeError::Tls(format!(
+            "certificate {}: no certificate found",
+            certificate.display()
+        )));
+    }
+    let key = PrivateKeyDer::from_pem_file(key)
+        .map_err(|e| ServeError::Tls(format!("key {}: {e}", key.display())))?;
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut config = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| ServeError::Tls(e.to_string()))?
+        .with_no_client_auth()
+        .with_single_cert(certs, key)
+        .map_err(|e| ServeError::Tls(e.to_string()))?;
+    config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    Ok(TlsAcceptor::from(Arc::new(config)))
+}
+
+/// Runs the upload purge shortly after start and then every interval.
+fn spawn_purge(registry: &Registry, config: &Config) -> Option<tokio::task::JoinHandle<()>> {
+    let purging = config.storage.maintenance.uploadpurging.clone();
+    if !purging.enabled {
+        return None;
+    }
+    let registry = registry.clone();
+    Some(tokio::spawn(async move {
+        let mut first = true;
+        loop {
+            let wait = if first {
+                purging.interval.0.min(Duration::from_secs(5))
+            } else {
+                purging.interval.0
+            };
+            first = false;
+            tokio::time::sleep(wait).await;
+            match registry.purge_uploads(purging.age.0, purging.dryrun).await {
+                Ok(ids) if ids.is_empty() => tracing::debug!("upload purge: nothing to remove"),
+                Ok(ids) => tracing::info!(
+                    count = ids.len(),
+                    dry_run = purging.dryrun,
+                    ?ids,
+                    "upload purge"
+                ),
+                Err(e) => tracing::warn!(error = %e, "upload purge failed"),
+            }
+        }
+    }))
+}

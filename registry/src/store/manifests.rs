@@ -1,0 +1,396 @@
+//! Manifests: validated on push, stored byte for byte with the media type
+//! they were pushed with, reachable by digest and by tag.
+//!
+//! A push is written in an order that never shows a half state: the bytes
+//! (content-addressed), then the repository's link to them, then the
+//! referrers entry, then the tag.
+
+use super::{layout, Registry};
+use crate::digest::{Algorithm, Digest};
+use crate::error::{Code, RegistryError, Result};
+use crate::names::{Reference, RepoName};
+use crate::storage::StorageError;
+use bytes::Bytes;
+use oci_spec::image::{Descriptor, ImageIndex, ImageManifest};
+use serde_json::{json, Value};
+
+/// The largest manifest accepted, as the spec suggests.
+pub const MAX_MANIFEST_BYTES: usize = 4 * 1024 * 1024;
+
+pub const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
+pub const OCI_INDEX: &str = "application/vnd.oci.image.index.v1+json";
+pub const DOCKER_MANIFEST: &str = "application/vnd.docker.distribution.manifest.v2+json";
+pub const DOCKER_LIST: &str = "application/vnd.docker.distribution.manifest.list.v2+json";
+const DOCKER_SCHEMA1: [&str; 3] = [
+    "application/vnd.docker.distribution.manifest.v1+json",
+    "application/vnd.docker.distribution.manifest.v1+prettyjws",
+    "application/vnd.docker.distribution.manifest.v1",
+];
+/// Layer media types that may live elsewhere (their `urls`), not in this registry.
+const NON_DISTRIBUTABLE: [&str; 4] = [
+    "application/vnd.oci.image.layer.nondistributable.v1.tar",
+    "application/vnd.oci.image.layer.nondistributable.v1.tar+gzip",
+    "application/vnd.oci.image.layer.nondistributable.v1.tar+zstd",
+    "application/vnd.docker.image.rootfs.foreign.diff.tar.gzip",
+];
+
+/// A manifest as stored.
+#[derive(Debug, Clone)]
+pub struct StoredManifest {
+    pub digest: Digest,
+    pub media_type: String,
+    pub bytes: Bytes,
+}
+
+/// What a successful push tells the client.
+#[derive(Debug, Clone)]
+pub struct Pushed {
+    pub digest: Digest,
+    pub subject: Option<String>,
+}
+
+/// The parts of a manifest the registry acts on.
+enum Parsed {
+    Image(Box<ImageManifest>),
+    Index(Box<ImageIndex>),
+}
+
+impl Parsed {
+    fn subject(&self) -> Option<&Descriptor> {
+        match self {
+            Parsed::Image(m) => m.subject().as_ref(),
+            Parsed::Index(i) => i.subject().as_ref(),
+        }
+    }
+
+    /// The referrer's `artifactType`: its own, else (for an image) its config's media type.
+    fn artifact_type(&self) -> Option<String> {
+        match self {
+            Parsed::Image(m) => Some(
+                m.artifact_type()
+                    .as_ref()
+                    .map(|t| t.to_string())
+                    .unwrap_or_else(|| m.config().media_type().to_string()),
+            ),
+            Parsed::Index(i) => i.artifact_type().as_ref().map(|t| t.to_string()),
+        }
+    }
+
+    fn annotations(&self) -> Option<Value> {
+        let annotations = match self {
+            Parsed::Image(m) => m.annotations().as_ref(),
+            Parsed::Index(i) => i.annotations().as_ref(),
+        };
+        annotations.and_then(|a| serde_json::to_value(a).ok())
+    }
+}
+
+fn invalid(message: impl Into<String>) -> RegistryError {
+    RegistryError::new(Code::ManifestInvalid, message)
+}
+
+fn manifest_unknown(reference: &dyn std::fmt::Display) -> RegistryError {
+    RegistryError::new(
+        Code::ManifestUnknown,
+        format!("manifest {reference} is unknown"),
+    )
+}
+
+/// Decides the manifest's media type from the body's `mediaType` and the
+/// request's `Content-Type`, refusing schema1 and contradictions.
+fn media_type_of(body: &Value, content_type: Option<&str>) -> Result<String> {
+    let declared = body.get("mediaType").and_then(Value::as_str);
+    let header = content_type
+        .map(|ct| ct.split(';').next().unwrap_or("").trim())
+        .filter(|ct| {
+            !ct.is_empty() && *ct != "application/json" && *ct != "application/octet-stream"
+        });
+    for candidate in [declared, header].into_iter().flatten() {
+        if DOCKER_SCHEMA1.contains(&candidate) {
+            return Err(invalid(
+                "Docker schema1 manifests are deprecated and not accepted: push a schema2 or OCI manifest",
+            ));
+        }
+    }
+    if body.get("schemaVersion").and_then(Value::as_i64) == Some(1) {
+        return Err(invalid(
+            "Docker schema1 manifests are deprecated and not accepted: push a schema2 or OCI manifest",
+        ));
+    }
+    match (declared, header) {
+        (Some(d), Some(h)) if d != h => Err(invalid(format!(
+            "the manifest's mediaType {d:?} differs from the Content-Type {h:?}"
+        ))),
+        (Some(d), _) => Ok(d.to_string()),
+        (None, Some(h)) => Ok(h.to_string()),
+        (None, None) => Err(invalid(
+            "the manifest has no mediaType and the request no Content-Type",
+        )),
+    }
+}
+
+fn parse(bytes: &[u8], content_type: Option<&str>) -> Result<(String, Parsed)> {
+    let body: Value = serde_json::from_slice(bytes)
+        .map_err(|e| invalid(format!("manifest is not valid JSON: {e}")))?;
+    if !body.is_object() {
+        return Err(invalid("manifest is not a JSON object"));
+    }
+    let media_type = media_type_of(&body, content_type)?;
+    if body.get("schemaVersion").and_then(Value::as_i64) != Some(2) {
+        return Err(invalid("schemaVersion must be 2"));
+    }
+    let detail =
+        |e: serde_json::Error| invalid(format!("manifest of type {media_type} is malformed: {e}"));
+    let parsed = match media_type.as_str() {
+        OCI_MANIFEST | DOCKER_MANIFEST => Parsed::Image(Box::new(serde_json::from_value(body).map_err(detail)?)),
+        OCI_INDEX | DOCKER_LIST => Parsed::Index(Box::new(serde_json::from_value(body).map_err(detail)?)),
+        other => {
+            return Err(invalid(format!(
+                "unsupported manifest media type {other:?} (expected {OCI_MANIFEST}, {OCI_INDEX}, {DOCKER_MANIFEST} or {DOCKER_LIST})"
+            )))
+        }
+    };
+    Ok((media_type, parsed))
+}
+
+fn descriptor_digest(descriptor: &Descriptor) -> Result<Digest> {
+    let text = descriptor.digest().to_string();
+    text.parse()
+        .map_err(|e| invalid(format!("descriptor digest {text:?}: {e}")))
+}
+
+impl Registry {
+    /// Pushes a manifest under a tag or a digest.
+    pub async fn put_manifest(
+        &self,
+        name: &RepoName,
+        reference: &Reference,
+        content_type: Option<&str>,
+        bytes: Bytes,
+    ) -> Result<Pushed> {
+        if bytes.len() > MAX_MANIFEST_BYTES {
+            return Err(invalid(format!(
+                "manifest exceeds the {MAX_MANIFEST_BYTES}-byte limit"
+            ))
+            .with_status(axum::http::StatusCode::PAYLOAD_TOO_LARGE));
+        }
+        let digest = match reference {
+            Reference::Digest(expected) => {
+                let computed = Digest::of_bytes(expected.algorithm(), &bytes);
+                if &computed != expected {
+                    return Err(RegistryError::new(
+                        Code::DigestInvalid,
+                        format!("manifest digest is {computed}, not {expected}"),
+                    ));
+                }
+                computed
+            }
+            Reference::Tag(_) => Digest::of_bytes(Algorithm::Sha256, &bytes),
+        };
+        let (media_type, parsed) = parse(&bytes, content_type)?;
+        self.check_references(name, &parsed).await?;
+
+        self.backend
+            .write_if_absent(&layout::blob(&digest), bytes.clone())
+            .await?;
+        self.backend
+            .write_all(
+                &layout::manifest_link(name, &digest),
+                Bytes::from(media_type.clone()),
+            )
+            .await?;
+        let mut subject = None;
+        if let Some(descriptor) = parsed.subject() {
+            let subject_digest = descriptor_digest(descriptor)?;
+            let mut entry = json!({
+                "mediaType": media_type,
+                "digest": digest.to_string(),
+                "size": bytes.len(),
+            });
+            if let Some(artifact_type) = parsed.artifact_type() {
+                entry["artifactType"] = Value::String(artifact_type);
+            }
+            if let Some(annotations) = parsed.annotations() {
+                entry["annotations"] = annotations;
+            }
+            self.backend
+                .write_all(
+                    &layout::referrer(name, &subject_digest, &digest),
+                    Bytes::from(entry.to_string()),
+                )
+                .await?;
+            subject = Some(subject_digest.to_string());
+        }
+        if let Reference::Tag(tag) = reference {
+            self.backend
+                .write_all(&layout::tag(name, tag), Bytes::from(digest.to_string()))
+                .await?;
+        }
+        self.register_repository(name).await?;
+        Ok(Pushed { digest, subject })
+    }
+
+    /// Every blob and child manifest a manifest names must be in the repository.
+    async fn check_references(&self, name: &RepoName, parsed: &Parsed) -> Result<()> {
+        let mut missing = Vec::new();
+        match parsed {
+            Parsed::Image(manifest) => {
+                let blobs = std::iter::once(manifest.config()).chain(manifest.layers().iter());
+                for descriptor in blobs {
+                    let foreign = NON_DISTRIBUTABLE
+                        .contains(&descriptor.media_type().to_string().as_str())
+                        && descriptor
+                            .urls()
+                            .as_ref()
+                            .is_some_and(|urls| !urls.is_empty());
+                    if foreign {
+                        continue;
+                    }
+                    let digest = descriptor_digest(descriptor)?;
+                    if self
+                        .backend
+                        .stat(&layout::layer_link(name, &digest))
+                        .await?
+                        .is_none()
+                    {
+                        missing.push(digest.to_string());
+                    }
+                }
+            }
+            Parsed::Index(index) => {
+                for descriptor in index.manifests() {
+                    let digest = descriptor_digest(descriptor)?;
+                    if self
+                        .backend
+                        .stat(&layout::manifest_link(name, &digest))
+                        .await?
+                        .is_none()
+                    {
+                        missing.push(digest.to_string());
+                    }
+                }
+            }
+        }
+        if missing.is_empty() {
+            Ok(())
+        } else {
+            Err(RegistryError::new(
+                Code::ManifestBlobUnknown,
+                format!(
+                    "manifest references content unknown to {name}: {}",
+                    missing.join(", ")
+                ),
+            )
+            .with_detail(json!({ "missing": missing })))
+        }
+    }
+
+    /// Resolves a reference to the digest of a manifest of `name`.
+    pub async fn resolve(&self, name: &RepoName, reference: &Reference) -> Result<Digest> {
+        match reference {
+            Reference::Digest(digest) => Ok(digest.clone()),
+            Reference::Tag(tag) => match self.backend.read_all(&layout::tag(name, tag)).await {
+                Ok(bytes) => String::from_utf8_lossy(&bytes).trim().parse().map_err(|_| {
+                    RegistryError::new(Code::Unknown, format!("tag {tag} is corrupt"))
+                }),
+                Err(StorageError::NotFound(_)) => Err(manifest_unknown(reference)),
+                Err(e) => Err(e.into()),
+            },
+        }
+    }
+
+    /// Fetches a manifest by tag or digest.
+    pub async fn get_manifest(
+        &self,
+        name: &RepoName,
+        reference: &Reference,
+    ) -> Result<StoredManifest> {
+        let digest = self.resolve(name, reference).await?;
+        let media_type = match self
+            .backend
+            .read_all(&layout::manifest_link(name, &digest))
+            .await
+        {
+            Ok(bytes) => String::from_utf8_lossy(&bytes).into_owned(),
+            Err(StorageError::NotFound(_)) => return Err(manifest_unknown(reference)),
+            Err(e) => return Err(e.into()),
+        };
+        let bytes = match self.backend.read_all(&layout::blob(&digest)).await {
+            Ok(bytes) => bytes,
+            Err(StorageError::NotFound(_)) => return Err(manifest_unknown(reference)),
+            Err(e) => return Err(e.into()),
+        };
+        Ok(StoredManifest {
+            digest,
+            media_type,
+            bytes,
+        })
+    }
+
+    /// Deletes a tag (by tag) or a manifest with its tags and referrers entry (by digest).
+    pub async fn delete_manifest(&self, name: &RepoName, reference: &Reference) -> Result<()> {
+        self.require_delete()?;
+        match reference {
+            Reference::Tag(tag) => {
+                if self.backend.delete(&layout::tag(name, tag)).await? {
+                    Ok(())
+                } else {
+                    Err(manifest_unknown(reference))
+                }
+            }
+            Reference::Digest(digest) => {
+                let stored = self.get_manifest(name, reference).await?;
+                // Tags first, so that no tag ever points at a removed manifest.
+                for tag in self.tags(name, None, None).await?.0 {
+                    if self
+                        .resolve(name, &Reference::Tag(tag.clone()))
+                        .await
+                        .ok()
+                        .as_ref()
+                        == Some(digest)
+                    {
+                        self.backend.delete(&layout::tag(name, &tag)).await?;
+                    }
+                }
+                if let Ok((_, parsed)) = parse(&stored.bytes, Some(&stored.media_type)) {
+                    if let Some(subject) = parsed.subject().and_then(|d| descriptor_digest(d).ok())
+                    {
+                        self.backend
+                            .delete(&layout::referrer(name, &subject, digest))
+                            .await?;
+                    }
+                }
+                self.backend
+                    .delete(&layout::manifest_link(name, digest))
+                    .await?;
+                Ok(())
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn media_type_rules() {
+        let body = json!({"schemaVersion": 2, "mediaType": OCI_MANIFEST});
+        assert_eq!(
+            media_type_of(&body, Some(OCI_MANIFEST)).unwrap(),
+            OCI_MANIFEST
+        );
+        assert_eq!(media_type_of(&body, None).unwrap(), OCI_MANIFEST);
+        assert_eq!(
+            media_type_of(&body, Some("application/json")).unwrap(),
+            OCI_MANIFEST
+        );
+        assert!(media_type_of(&body, Some(OCI_INDEX)).is_err());
+        let bare = json!({"schemaVersion": 2});
+        assert_eq!(media_type_of(&bare, Some(OCI_INDEX)).unwrap(), OCI_INDEX);
+        assert!(media_type_of(&bare, None).is_err());
+        let schema1 = json!({"schemaVersion": 1, "name": "x", "fsLayers": []});
+        let err = media_type_of(&schema1, Some(DOCKER_SCHEMA1[1])).unwrap_err();
+        assert!(err.message.contains("schema1"));
+    }
+}
