@@ -209,7 +209,7 @@ fn parse_reference(text: &str) -> Result<Reference, RegistryError> {
 
 /// Percent-decoding of one path segment (clients may encode the `:` of a digest).
 fn decode(segment: &str) -> String {
-    crate::http::query::percent_decode(segment, false)
+    crate::http::query::percent_decode(segment)
 }
 
 fn not_found() -> RegistryError {
