@@ -25,7 +25,11 @@ impl Resp {
             Err(format!(
                 "status {} (expected {}){}",
                 self.status,
-                expected.iter().map(u16::to_string).collect::<Vec<_>>().join(" or "),
+                expected
+                    .iter()
+                    .map(u16::to_string)
+                    .collect::<Vec<_>>()
+                    .join(" or "),
                 self.error_summary()
             ))
         }
@@ -34,8 +38,12 @@ impl Resp {
     /// Fails unless the status is `status` and the body's first error code is `code`.
     pub fn expect_error(&self, statuses: &[u16], code: &str) -> Result<(), String> {
         self.expect(statuses)?;
-        let body: serde_json::Value = serde_json::from_slice(&self.body)
-            .map_err(|_| format!("error body is not JSON: {:?}", String::from_utf8_lossy(&self.body)))?;
+        let body: serde_json::Value = serde_json::from_slice(&self.body).map_err(|_| {
+            format!(
+                "error body is not JSON: {:?}",
+                String::from_utf8_lossy(&self.body)
+            )
+        })?;
         let codes: Vec<&str> = body["errors"]
             .as_array()
             .map(|errors| errors.iter().filter_map(|e| e["code"].as_str()).collect())
@@ -48,7 +56,8 @@ impl Resp {
     }
 
     pub fn require_header(&self, name: &str) -> Result<&str, String> {
-        self.header(name).ok_or_else(|| format!("missing {name} header"))
+        self.header(name)
+            .ok_or_else(|| format!("missing {name} header"))
     }
 
     fn error_summary(&self) -> String {
@@ -80,7 +89,9 @@ impl Client {
 
     /// Resolves a path or a `Location` (relative or absolute) against the base URL.
     pub fn url(&self, location: &str) -> Result<Url, String> {
-        self.base.join(location).map_err(|e| format!("bad location {location:?}: {e}"))
+        self.base
+            .join(location)
+            .map_err(|e| format!("bad location {location:?}: {e}"))
     }
 
     pub async fn send(
@@ -100,11 +111,21 @@ impl Client {
         } else if matches!(method, Method::PUT | Method::POST | Method::PATCH) {
             request = request.header("content-length", "0");
         }
-        let response = request.send().await.map_err(|e| format!("{method} {location}: {e}"))?;
+        let response = request
+            .send()
+            .await
+            .map_err(|e| format!("{method} {location}: {e}"))?;
         let status = response.status().as_u16();
         let headers = response.headers().clone();
-        let body = response.bytes().await.map_err(|e| format!("{method} {location}: body: {e}"))?;
-        Ok(Resp { status, headers, body })
+        let body = response
+            .bytes()
+            .await
+            .map_err(|e| format!("{method} {location}: body: {e}"))?;
+        Ok(Resp {
+            status,
+            headers,
+            body,
+        })
     }
 
     pub async fn get(&self, location: &str, headers: &[(&str, String)]) -> Result<Resp, String> {

@@ -47,7 +47,11 @@ pub fn base64(bytes: &[u8]) -> String {
     const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
     let mut out = String::with_capacity(bytes.len().div_ceil(3) * 4);
     for chunk in bytes.chunks(3) {
-        let b = [chunk[0], *chunk.get(1).unwrap_or(&0), *chunk.get(2).unwrap_or(&0)];
+        let b = [
+            chunk[0],
+            *chunk.get(1).unwrap_or(&0),
+            *chunk.get(2).unwrap_or(&0),
+        ];
         let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
         for i in 0..4 {
             if i <= chunk.len() {
@@ -70,7 +74,11 @@ pub struct Blob {
 
 impl Blob {
     pub fn new(bytes: Bytes, media_type: &'static str) -> Blob {
-        Blob { bytes, media_type, sha512: false }
+        Blob {
+            bytes,
+            media_type,
+            sha512: false,
+        }
     }
 
     pub fn digest(&self) -> String {
@@ -98,7 +106,11 @@ impl Manifest {
     fn new(value: Value, media_type: &'static str) -> Manifest {
         // Pretty-printed on purpose: the registry must keep these exact bytes.
         let bytes = serde_json::to_vec_pretty(&value).unwrap_or_default();
-        Manifest { bytes: Bytes::from(bytes), media_type, sha512: false }
+        Manifest {
+            bytes: Bytes::from(bytes),
+            media_type,
+            sha512: false,
+        }
     }
 
     pub fn digest(&self) -> String {
@@ -162,7 +174,9 @@ impl DataSet {
         let zero = Blob::new(Bytes::new(), OCI_LAYER);
         let nondist_layer = Blob::new(random_bytes(seed + 2, 4096), OCI_NONDIST);
         let mut sha512_config = Blob::new(
-            Bytes::from(json!({"architecture": "amd64", "os": "linux", "sha512": seed}).to_string()),
+            Bytes::from(
+                json!({"architecture": "amd64", "os": "linux", "sha512": seed}).to_string(),
+            ),
             OCI_CONFIG,
         );
         sha512_config.sha512 = true;
@@ -286,7 +300,10 @@ mod tests {
 
     #[test]
     fn data_sets_differ_by_seed() {
-        assert_ne!(DataSet::new(1).image.digest(), DataSet::new(2).image.digest());
+        assert_ne!(
+            DataSet::new(1).image.digest(),
+            DataSet::new(2).image.digest()
+        );
         assert!(DataSet::new(1).sha512_image.digest().starts_with("sha512:"));
     }
 }

@@ -18,7 +18,11 @@ use std::process::ExitCode;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 #[derive(Parser)]
-#[command(name = "oci-conformance", version, about = "OCI distribution-spec conformance checks against a registry URL")]
+#[command(
+    name = "oci-conformance",
+    version,
+    about = "OCI distribution-spec conformance checks against a registry URL"
+)]
 struct Cli {
     /// The registry's base URL, such as http://127.0.0.1:5000.
     url: String,
@@ -35,7 +39,10 @@ struct Cli {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(runtime) => runtime,
         Err(e) => {
             eprintln!("oci-conformance: cannot start the runtime: {e}");
@@ -53,7 +60,10 @@ async fn run(cli: Cli) -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let seed = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_nanos() as u64).unwrap_or(1);
+    let seed = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_nanos() as u64)
+        .unwrap_or(1);
     let suffix = format!("{:x}", seed & 0xffff_ffff);
     let mut run = workflows::Run {
         client,
@@ -62,7 +72,10 @@ async fn run(cli: Cli) -> ExitCode {
         other_repo: format!("{}/{suffix}/mount-target", cli.namespace),
         data: data::DataSet::new(seed),
     };
-    println!("OCI distribution-spec conformance against {} (repository {})", cli.url, run.repo);
+    println!(
+        "OCI distribution-spec conformance against {} (repository {})",
+        cli.url, run.repo
+    );
     workflows::push::run(&mut run).await;
     workflows::pull::run(&mut run).await;
     workflows::discovery::run(&mut run).await;

@@ -30,7 +30,12 @@ pub struct Run {
 /// Starts an upload session; returns its `Location`.
 pub async fn start_upload(client: &Client, repo: &str) -> Result<String, String> {
     let resp = client
-        .send(Method::POST, &format!("/v2/{repo}/blobs/uploads/"), &[], None)
+        .send(
+            Method::POST,
+            &format!("/v2/{repo}/blobs/uploads/"),
+            &[],
+            None,
+        )
         .await?;
     resp.expect(&[202])?;
     Ok(resp.require_header("location")?.to_string())
@@ -42,14 +47,38 @@ pub fn with_digest(location: &str, digest: &str) -> String {
     format!("{location}{separator}digest={digest}")
 }
 
-/// Monolithic upload: `POST ?digest=` with the body.
+/// Monolithic upload: `POST ?digest=` with the body. A registry may answer
+/// 202 instead of 201 (it does not take single-request uploads); the spec
+/// then has the client `PUT` the body to the returned `Location`, as here.
 pub async fn push_monolithic(client: &Client, repo: &str, blob: &Blob) -> Result<Resp, String> {
-    client
+    monolithic_bytes(client, repo, &blob.digest(), blob.bytes.clone()).await
+}
+
+/// [`push_monolithic`] of arbitrary bytes under a claimed digest.
+pub async fn monolithic_bytes(
+    client: &Client,
+    repo: &str,
+    digest: &str,
+    bytes: Bytes,
+) -> Result<Resp, String> {
+    let resp = client
         .send(
             Method::POST,
-            &format!("/v2/{repo}/blobs/uploads/?digest={}", blob.digest()),
+            &format!("/v2/{repo}/blobs/uploads/?digest={digest}"),
             &[("content-type", "application/octet-stream".into())],
-            Some(blob.bytes.clone()),
+            Some(bytes.clone()),
+        )
+        .await?;
+    if resp.status != 202 {
+        return Ok(resp);
+    }
+    let location = resp.require_header("location")?.to_string();
+    client
+        .send(
+            Method::PUT,
+            &with_digest(&location, digest),
+            &[("content-type", "application/octet-stream".into())],
+            Some(bytes),
         )
         .await
 }
@@ -68,7 +97,12 @@ pub async fn push_post_put(client: &Client, repo: &str, blob: &Blob) -> Result<R
 }
 
 /// `POST`, `PATCH` chunks with `Content-Range`, then `PUT ?digest=` with no body.
-pub async fn push_chunked(client: &Client, repo: &str, blob: &Blob, chunk: usize) -> Result<Resp, String> {
+pub async fn push_chunked(
+    client: &Client,
+    repo: &str,
+    blob: &Blob,
+    chunk: usize,
+) -> Result<Resp, String> {
     let mut location = start_upload(client, repo).await?;
     let mut offset = 0;
     for piece in blob.bytes.chunks(chunk) {
@@ -93,7 +127,12 @@ pub async fn push_chunked(client: &Client, repo: &str, blob: &Blob, chunk: usize
         offset = end + 1;
     }
     client
-        .send(Method::PUT, &with_digest(&location, &blob.digest()), &[], None)
+        .send(
+            Method::PUT,
+            &with_digest(&location, &blob.digest()),
+            &[],
+            None,
+        )
         .await
 }
 
@@ -111,12 +150,22 @@ pub async fn push_streamed(client: &Client, repo: &str, blob: &Blob) -> Result<R
     resp.expect(&[202])?;
     let location = resp.require_header("location")?.to_string();
     client
-        .send(Method::PUT, &with_digest(&location, &blob.digest()), &[], None)
+        .send(
+            Method::PUT,
+            &with_digest(&location, &blob.digest()),
+            &[],
+            None,
+        )
         .await
 }
 
 /// `PUT` a manifest under a tag or digest reference.
-pub async fn put_manifest(client: &Client, repo: &str, reference: &str, manifest: &Manifest) -> Result<Resp, String> {
+pub async fn put_manifest(
+    client: &Client,
+    repo: &str,
+    reference: &str,
+    manifest: &Manifest,
+) -> Result<Resp, String> {
     client
         .send(
             Method::PUT,
