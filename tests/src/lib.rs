@@ -1,0 +1,49 @@
+//! Helpers for the end-to-end tests: start the real `rregistry` binary (or
+//! a peer) on a free loopback port and stop it by its pid, find tools, and
+//! decide whether a missing tool is a skip (a developer's machine) or a
+//! failure (CI, where `.ci/run` installs everything).
+
+pub mod docker;
+pub mod process;
+pub mod registry;
+
+pub use process::{free_port, require_tool, Child};
+pub use registry::{RegistryOptions, RegistryProcess};
+
+use std::path::PathBuf;
+
+/// The directory holding the workspace's built binaries (next to the test executable).
+pub fn bin_dir() -> PathBuf {
+    let exe = std::env::current_exe().expect("test executable path");
+    // target/<profile>/deps/<test> -> target/<profile>
+    exe.parent()
+        .and_then(|deps| deps.parent())
+        .expect("target directory")
+        .to_path_buf()
+}
+
+/// The path of a workspace binary, which must have been built
+/// (`cargo build --workspace --bins`, as the README's test command does).
+pub fn workspace_bin(name: &str) -> PathBuf {
+    let path = bin_dir().join(name);
+    assert!(
+        path.exists(),
+        "{} is not built: run `cargo build --workspace --bins` before the tests",
+        path.display()
+    );
+    path
+}
+
+/// sha256 digest string of bytes.
+pub fn sha256(bytes: &[u8]) -> String {
+    use sha2::Digest;
+    format!("sha256:{}", hex::encode(sha2::Sha256::digest(bytes)))
+}
+
+/// An HTTP client that ignores the machine's proxy and CA environment.
+pub fn http_client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .no_proxy()
+        .build()
+        .expect("http client")
+}
