@@ -11,6 +11,8 @@ use std::time::Duration;
 #[derive(Clone)]
 pub struct RegistryOptions {
     pub delete: bool,
+    /// Extra YAML inside the `storage` section, indented by two spaces.
+    pub storage_yaml: String,
     /// Extra YAML appended to the generated config (top-level sections).
     pub extra_yaml: String,
     /// Storage root; a fresh temp dir when `None`.
@@ -22,6 +24,7 @@ impl Default for RegistryOptions {
     fn default() -> Self {
         RegistryOptions {
             delete: true,
+            storage_yaml: String::new(),
             extra_yaml: String::new(),
             root: None,
             port: None,
@@ -35,6 +38,7 @@ pub struct RegistryProcess {
     pub port: u16,
     pub root: PathBuf,
     pub config: PathBuf,
+    scheme: &'static str,
     _dir: tempfile::TempDir,
 }
 
@@ -49,9 +53,10 @@ impl RegistryProcess {
         let port = options.port.unwrap_or_else(free_port);
         let config = dir.path().join("config.yml");
         let yaml = format!(
-            "version: 0.1\nlog:\n  level: warn\nstorage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: {}\nhttp:\n  addr: 127.0.0.1:{port}\n{}",
+            "version: 0.1\nlog:\n  level: warn\nstorage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: {}\n{}http:\n  addr: 127.0.0.1:{port}\n{}",
             root.display(),
             options.delete,
+            options.storage_yaml,
             options.extra_yaml
         );
         std::fs::write(&config, yaml).expect("write config");
@@ -69,9 +74,16 @@ impl RegistryProcess {
             port,
             root,
             config,
+            scheme: "http",
             _dir: dir,
         };
-        process.wait_ready("http");
+        let scheme = if options.extra_yaml.contains("tls:") {
+            "https"
+        } else {
+            "http"
+        };
+        process.scheme = scheme;
+        process.wait_ready(scheme);
         process
     }
 
@@ -99,6 +111,7 @@ impl RegistryProcess {
             port,
             root,
             config,
+            scheme: "http",
             _dir: dir,
         };
         process.wait_ready("http");
@@ -142,7 +155,7 @@ impl RegistryProcess {
                 .stderr(Stdio::inherit()),
         );
         self.child = child;
-        self.wait_ready("http");
+        self.wait_ready(self.scheme);
     }
 
     pub fn root(&self) -> &Path {
@@ -150,8 +163,9 @@ impl RegistryProcess {
     }
 }
 
-/// Whether a plain HTTP GET of `url` gets any HTTP answer (TLS is probed with curl-less TCP).
-fn probe(url: &str) -> bool {
+/// Whether `url` answers: for `http`, an HTTP response to a GET; for
+/// `https`, an accepted TCP connection (the test's own client checks TLS).
+pub fn probe(url: &str) -> bool {
     use std::io::{Read, Write};
     let Some(rest) = url.split("://").nth(1) else {
         return false;

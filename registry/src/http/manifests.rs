@@ -9,6 +9,8 @@ use axum::body::Body;
 use axum::extract::Request;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
+use bytes::{Bytes, BytesMut};
+use futures_util::StreamExt;
 
 pub async fn get(
     registry: &Registry,
@@ -75,13 +77,12 @@ pub async fn put(
         )
         .with_status(StatusCode::PAYLOAD_TOO_LARGE)
     };
-    if content_length(request.headers()).is_some_and(|len| len > MAX_MANIFEST_BYTES as u64) {
-        return Err(too_large());
-    }
+    let declared = content_length(request.headers());
     let content_type = header(request.headers(), "content-type").map(str::to_string);
-    let bytes = axum::body::to_bytes(request.into_body(), MAX_MANIFEST_BYTES)
-        .await
-        .map_err(|_| too_large())?;
+    let bytes = match read_limited(request.into_body(), declared).await? {
+        Some(bytes) => bytes,
+        None => return Err(too_large()),
+    };
     let pushed = registry
         .put_manifest(name, reference, content_type.as_deref(), bytes)
         .await?;
@@ -97,6 +98,37 @@ pub async fn put(
         out.push(("oci-subject", subject));
     }
     Ok(empty(StatusCode::CREATED, &out))
+}
+
+/// Past this, an oversize body is no longer read (the connection closes).
+const DRAIN_LIMIT: u64 = 64 * 1024 * 1024;
+
+/// Reads a manifest body of at most [`MAX_MANIFEST_BYTES`]; `None` when it
+/// is larger. A larger body is read and discarded up to [`DRAIN_LIMIT`], so
+/// the client gets the 413 instead of a broken pipe.
+async fn read_limited(body: Body, declared: Option<u64>) -> Result<Option<Bytes>> {
+    let mut stream = body.into_data_stream();
+    let mut buffer = BytesMut::new();
+    let mut seen = 0u64;
+    if declared.is_some_and(|len| len > DRAIN_LIMIT) {
+        return Ok(None);
+    }
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk.map_err(|e| {
+            RegistryError::new(
+                Code::ManifestInvalid,
+                format!("reading the manifest body failed: {e}"),
+            )
+        })?;
+        seen += chunk.len() as u64;
+        if seen > DRAIN_LIMIT {
+            return Ok(None);
+        }
+        if seen <= MAX_MANIFEST_BYTES as u64 {
+            buffer.extend_from_slice(&chunk);
+        }
+    }
+    Ok((seen <= MAX_MANIFEST_BYTES as u64).then(|| buffer.freeze()))
 }
 
 pub async fn delete(

@@ -1,0 +1,294 @@
+//! The server as an operator meets it: zero-config start, config file
+//! (flag or positional) and REGISTRY_* overrides, startup errors that name
+//! the key, extra headers, TLS, and graceful drain on SIGTERM.
+
+use e2e::process::wait_until;
+use e2e::{free_port, http_client, sha256, workspace_bin, Child, RegistryOptions, RegistryProcess};
+use std::io::{Read, Write};
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+fn rregistry() -> Command {
+    let mut command = Command::new(workspace_bin("rregistry"));
+    command.env_remove("RUST_LOG");
+    for (key, _) in std::env::vars() {
+        if key.starts_with("REGISTRY_") {
+            command.env_remove(key);
+        }
+    }
+    command
+}
+
+fn answers(host: &str) -> bool {
+    e2e::registry::probe(&format!("http://{host}/v2/"))
+}
+
+#[test]
+fn zero_config_start_uses_data_dir_and_env_overrides() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    // No file at all: defaults plus one override for a free port.
+    let mut child = Child::spawn(
+        "rregistry",
+        rregistry()
+            .arg("serve")
+            .current_dir(dir.path())
+            .env("REGISTRY_HTTP_ADDR", format!("127.0.0.1:{port}"))
+            .stderr(Stdio::null()),
+    );
+    assert!(wait_until(Duration::from_secs(10), || answers(&format!(
+        "127.0.0.1:{port}"
+    ))));
+    assert!(
+        dir.path().join("data").is_dir(),
+        "default ./data not created"
+    );
+    let status = child.stop(Duration::from_secs(10));
+    assert!(
+        status.is_some_and(|s| s.success()),
+        "SIGTERM did not stop it cleanly: {status:?}"
+    );
+}
+
+#[test]
+fn config_by_flag_and_positional_and_overrides() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let root = dir.path().join("store");
+    let config = dir.path().join("config.yml");
+    std::fs::write(
+        &config,
+        format!("version: 0.1\nstorage:\n  filesystem:\n    rootdirectory: {}\nhttp:\n  addr: 127.0.0.1:1\n", root.display()),
+    )
+    .unwrap();
+    for flag in [Some("--config"), None] {
+        let mut command = rregistry();
+        command.arg("serve");
+        if let Some(flag) = flag {
+            command.arg(flag);
+        }
+        command
+            .arg(&config)
+            .env("REGISTRY_HTTP_ADDR", format!("127.0.0.1:{port}"))
+            .stderr(Stdio::null());
+        let mut child = Child::spawn("rregistry", &mut command);
+        assert!(
+            wait_until(Duration::from_secs(10), || answers(&format!(
+                "127.0.0.1:{port}"
+            ))),
+            "{flag:?}"
+        );
+        assert!(
+            root.join("_tmp").is_dir(),
+            "rootdirectory from the file not used"
+        );
+        child.stop(Duration::from_secs(10));
+    }
+}
+
+#[test]
+fn bad_configuration_is_a_startup_error_naming_the_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let cases = [
+        ("storage:\n  filesystem:\n    rootdir: /x\n", "rootdir"),
+        ("http:\n  addr: nowhere\n", "http.addr"),
+        (
+            "storage:\n  delete:\n    enabled: perhaps\n",
+            "storage.delete.enabled",
+        ),
+        ("log:\n  level: chatty\n", "log.level"),
+        (
+            "storage:\n  maintenance:\n    uploadpurging:\n      interval: soon\n",
+            "interval",
+        ),
+        ("version: 0.1\nauth:\n  htpasswd:\n    realm: x\n", "auth"),
+    ];
+    for (yaml, key) in cases {
+        let config = dir.path().join("bad.yml");
+        std::fs::write(&config, yaml).unwrap();
+        let out = rregistry().arg("serve").arg(&config).output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{yaml:?} gave {stderr}");
+        assert!(
+            stderr.contains(key),
+            "error for {yaml:?} does not name {key}: {stderr}"
+        );
+    }
+    let out = rregistry()
+        .arg("serve")
+        .env("REGISTRY_STORAGE_DELETE_ENABLED", "sometimes")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr.contains("storage.delete.enabled")
+            && stderr.contains("REGISTRY_STORAGE_DELETE_ENABLED"),
+        "{stderr}"
+    );
+    let out = rregistry()
+        .arg("serve")
+        .arg(dir.path().join("missing.yml"))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("missing.yml"));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn configured_headers_are_sent() {
+    let registry = RegistryProcess::start(RegistryOptions {
+        extra_yaml:
+            "  headers:\n    X-Content-Type-Options: [nosniff]\n    X-Team: [registry, platform]\n"
+                .into(),
+        ..RegistryOptions::default()
+    });
+    let r = http_client()
+        .get(format!("{}/v2/", registry.url()))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        r.headers()["docker-distribution-api-version"],
+        "registry/2.0"
+    );
+    assert_eq!(r.headers()["x-content-type-options"], "nosniff");
+    let team: Vec<_> = r
+        .headers()
+        .get_all("x-team")
+        .iter()
+        .map(|v| v.to_str().unwrap().to_string())
+        .collect();
+    assert_eq!(team, vec!["registry", "platform"]);
+    let r = http_client()
+        .get(format!("{}/v2/nothing/here/tags/list", registry.url()))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 404);
+    assert_eq!(
+        r.headers()["x-content-type-options"],
+        "nosniff",
+        "headers missing on errors"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn serves_tls_with_the_configured_certificate() {
+    if !e2e::require_tool("openssl", "serves_tls_with_the_configured_certificate") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let cert = dir.path().join("cert.pem");
+    let key = dir.path().join("key.pem");
+    let ca = dir.path().join("ca.pem");
+    // A CA, and a server certificate for 127.0.0.1 signed by it.
+    let script = format!(
+        "set -e; cd {dir}; \
+         openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 1 \
+           -subj /CN=test-ca -keyout ca.key -out ca.pem; \
+         openssl req -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -subj /CN=localhost \
+           -keyout key.pem -out server.csr; \
+         printf 'subjectAltName=IP:127.0.0.1,DNS:localhost\\nbasicConstraints=CA:FALSE\\n' > ext.cnf; \
+         openssl x509 -req -in server.csr -CA ca.pem -CAkey ca.key -CAcreateserial -days 1 \
+           -extfile ext.cnf -out cert.pem",
+        dir = dir.path().display()
+    );
+    let status = Command::new("sh")
+        .arg("-c")
+        .arg(script)
+        .stderr(Stdio::null())
+        .stdout(Stdio::null())
+        .status()
+        .unwrap();
+    assert!(
+        status.success(),
+        "openssl could not make the test certificates"
+    );
+    let registry = RegistryProcess::start(RegistryOptions {
+        extra_yaml: format!(
+            "  tls:\n    certificate: {}\n    key: {}\n",
+            cert.display(),
+            key.display()
+        ),
+        port: None,
+        ..RegistryOptions::default()
+    });
+    let ca = reqwest::Certificate::from_pem(&std::fs::read(&ca).unwrap()).unwrap();
+    let client = reqwest::Client::builder()
+        .no_proxy()
+        .tls_built_in_root_certs(false)
+        .add_root_certificate(ca)
+        .build()
+        .unwrap();
+    let base = format!("https://127.0.0.1:{}", registry.port);
+    let r = client.get(format!("{base}/v2/")).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(
+        r.headers()["docker-distribution-api-version"],
+        "registry/2.0"
+    );
+    let data = b"over tls".to_vec();
+    let digest = sha256(&data);
+    let r = client
+        .post(format!("{base}/v2/tls/repo/blobs/uploads/?digest={digest}"))
+        .body(data.clone())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    let got = client
+        .get(format!("{base}/v2/tls/repo/blobs/{digest}"))
+        .send()
+        .await
+        .unwrap()
+        .bytes()
+        .await
+        .unwrap();
+    assert_eq!(&got[..], &data[..]);
+    // Plain HTTP to the TLS port gets no registry answer.
+    assert!(http_client()
+        .get(format!("http://127.0.0.1:{}/v2/", registry.port))
+        .send()
+        .await
+        .map(|r| r.status() != 200)
+        .unwrap_or(true));
+}
+
+#[test]
+fn sigterm_drains_an_in_flight_upload() {
+    let mut registry = RegistryProcess::start(RegistryOptions::default());
+    let data = vec![5u8; 4 * 1024 * 1024];
+    let digest = sha256(&data);
+    let mut stream = std::net::TcpStream::connect(registry.host()).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(20)))
+        .unwrap();
+    write!(
+        stream,
+        "POST /v2/drain/me/blobs/uploads/?digest={digest} HTTP/1.1\r\nHost: x\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        data.len()
+    )
+    .unwrap();
+    stream.write_all(&data[..data.len() / 2]).unwrap();
+    std::thread::sleep(Duration::from_millis(200));
+    registry.child.signal("TERM");
+    std::thread::sleep(Duration::from_millis(300));
+    // New connections are refused while the old request finishes.
+    assert!(
+        std::net::TcpStream::connect(registry.host()).is_err(),
+        "still accepting after SIGTERM"
+    );
+    stream.write_all(&data[data.len() / 2..]).unwrap();
+    let mut response = String::new();
+    let _ = stream.read_to_string(&mut response);
+    assert!(
+        response.starts_with("HTTP/1.1 201"),
+        "in-flight upload not completed: {response}"
+    );
+    let status = registry.child.wait_timeout(Duration::from_secs(10));
+    assert!(
+        status.is_some_and(|s| s.success()),
+        "did not exit cleanly after draining: {status:?}"
+    );
+}
