@@ -292,3 +292,53 @@ fn sigterm_drains_an_in_flight_upload() {
         "did not exit cleanly after draining: {status:?}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn read_only_mode_refuses_writes_and_serves_reads() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("data");
+    let data = b"written before read-only".to_vec();
+    let digest = sha256(&data);
+    {
+        let writable = RegistryProcess::start(RegistryOptions {
+            root: Some(root.clone()),
+            ..RegistryOptions::default()
+        });
+        let r = http_client()
+            .post(format!(
+                "{}/v2/ro/repo/blobs/uploads/?digest={digest}",
+                writable.url()
+            ))
+            .body(data.clone())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 201);
+    }
+    let registry = RegistryProcess::start(RegistryOptions {
+        root: Some(root),
+        storage_yaml: "  maintenance:\n    readonly:\n      enabled: true\n".into(),
+        ..RegistryOptions::default()
+    });
+    let client = http_client();
+    let r = client
+        .get(format!("{}/v2/ro/repo/blobs/{digest}", registry.url()))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.bytes().await.unwrap(), data);
+    let r = client
+        .post(format!("{}/v2/ro/repo/blobs/uploads/", registry.url()))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 405);
+    assert!(r.text().await.unwrap().contains("UNSUPPORTED"));
+    let r = client
+        .delete(format!("{}/v2/ro/repo/blobs/{digest}", registry.url()))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 405);
+}

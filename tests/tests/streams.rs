@@ -10,7 +10,12 @@ use sha2::{Digest, Sha256};
 const MIB: u64 = 1024 * 1024;
 
 /// `total` bytes made of one repeated 1 MiB random block, never held whole.
-fn source(total: u64) -> (impl futures_util::Stream<Item = Result<Bytes, std::io::Error>>, String) {
+fn source(
+    total: u64,
+) -> (
+    impl futures_util::Stream<Item = Result<Bytes, std::io::Error>>,
+    String,
+) {
     let mut state = 0x2545_F491_4F6C_DD1Du64;
     let block: Vec<u8> = (0..MIB)
         .map(|_| {
@@ -34,14 +39,21 @@ async fn round_trip(registry: &RegistryProcess, total: u64) {
     let client = http_client();
     let (stream, digest) = source(total);
     let r = client
-        .post(format!("{}/v2/big/blob/blobs/uploads/?digest={digest}", registry.url()))
+        .post(format!(
+            "{}/v2/big/blob/blobs/uploads/?digest={digest}",
+            registry.url()
+        ))
         .header("content-length", total)
         .body(reqwest::Body::wrap_stream(stream))
         .send()
         .await
         .unwrap();
     assert_eq!(r.status(), 201, "{:?}", r.text().await);
-    let r = client.get(format!("{}/v2/big/blob/blobs/{digest}", registry.url())).send().await.unwrap();
+    let r = client
+        .get(format!("{}/v2/big/blob/blobs/{digest}", registry.url()))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 200);
     assert_eq!(r.content_length(), Some(total));
     let mut body = r.bytes_stream();
