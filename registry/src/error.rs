@@ -106,11 +106,28 @@ impl RegistryError {
     }
 }
 
-/// Storage failures are the server's fault: logged here, answered as 500 `UNKNOWN`.
+/// A request body that broke off is the client's doing (400); an upload
+/// that moved under a chunk is a conflict (416); anything else is the
+/// store's fault, logged here and answered 500 `UNKNOWN`.
 impl From<StorageError> for RegistryError {
     fn from(err: StorageError) -> Self {
-        tracing::error!(error = %err, "storage failure");
-        RegistryError::new(Code::Unknown, format!("storage failure: {err}"))
+        match err {
+            StorageError::Source(e) => {
+                tracing::debug!(error = %e, "request body broke off");
+                RegistryError::new(
+                    Code::BlobUploadInvalid,
+                    format!("the request body broke off: {e}"),
+                )
+            }
+            StorageError::OffsetMismatch { size, offset, .. } => RegistryError::new(
+                Code::RangeInvalid,
+                format!("the upload holds {size} bytes; cannot continue at {offset}"),
+            ),
+            other => {
+                tracing::error!(error = %other, "storage failure");
+                RegistryError::new(Code::Unknown, format!("storage failure: {other}"))
+            }
+        }
     }
 }
 

@@ -377,8 +377,8 @@ async fn bad_input_is_refused_with_the_right_codes() {
         &data[..500],
     );
     assert!(
-        !response.starts_with("HTTP/1.1 201"),
-        "truncated upload accepted: {response}"
+        response.starts_with("HTTP/1.1 400") && response.contains("BLOB_UPLOAD_INVALID"),
+        "truncated upload not refused with 400 BLOB_UPLOAD_INVALID: {response}"
     );
     assert_eq!(
         api.send(
