@@ -200,3 +200,51 @@ async fn stale_uploads_are_purged_on_schedule() {
         "upload files left on disk"
     );
 }
+
+/// A blob pushed to several repositories (uploaded twice, and mounted) is
+/// stored once on disk.
+#[tokio::test(flavor = "multi_thread")]
+async fn shared_blobs_are_stored_once() {
+    let registry = RegistryProcess::start(RegistryOptions::default());
+    let client = http_client();
+    let data = pattern(1024 * 1024, 9);
+    let digest = sha256(&data);
+    for repo in ["team-a/app", "team-b/app"] {
+        let r = client
+            .post(format!(
+                "{}/v2/{repo}/blobs/uploads/?digest={digest}",
+                registry.url()
+            ))
+            .body(data.clone())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 201);
+    }
+    let r = client
+        .post(format!(
+            "{}/v2/team-c/app/blobs/uploads/?mount={digest}&from=team-a/app",
+            registry.url()
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    for repo in ["team-a/app", "team-b/app", "team-c/app"] {
+        let r = client
+            .get(format!("{}/v2/{repo}/blobs/{digest}", registry.url()))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(
+            r.bytes().await.unwrap(),
+            Bytes::from(data.clone()),
+            "{repo}"
+        );
+    }
+    assert_eq!(
+        walk(&registry.root().join("blobs")),
+        1,
+        "the blob is stored more than once"
+    );
+}

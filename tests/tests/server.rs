@@ -342,3 +342,32 @@ async fn read_only_mode_refuses_writes_and_serves_reads() {
         .unwrap();
     assert_eq!(r.status(), 405);
 }
+
+#[test]
+fn drain_timeout_bounds_shutdown() {
+    let mut registry = RegistryProcess::start(RegistryOptions {
+        extra_yaml: "  draintimeout: 1s\n".into(),
+        ..RegistryOptions::default()
+    });
+    // A request whose body never finishes.
+    let mut stream = std::net::TcpStream::connect(registry.host()).unwrap();
+    write!(
+        stream,
+        "POST /v2/slow/client/blobs/uploads/?digest={} HTTP/1.1\r\nHost: x\r\nContent-Length: 1000000\r\n\r\nabc",
+        sha256(b"never")
+    )
+    .unwrap();
+    std::thread::sleep(Duration::from_millis(200));
+    let started = std::time::Instant::now();
+    registry.child.signal("TERM");
+    let status = registry.child.wait_timeout(Duration::from_secs(15));
+    assert!(
+        status.is_some(),
+        "still running 15 s after SIGTERM with a 1 s drain timeout"
+    );
+    assert!(
+        started.elapsed() >= Duration::from_millis(900),
+        "exited before the drain timeout"
+    );
+    drop(stream);
+}
