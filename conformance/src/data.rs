@@ -64,53 +64,34 @@ pub fn base64(bytes: &[u8]) -> String {
     out
 }
 
-/// A blob with its media type, addressed by sha256 or sha512.
+/// Bytes with a media type, addressed by sha256 or sha512: a blob, or a
+/// manifest's exact bytes.
 #[derive(Clone)]
-pub struct Blob {
+pub struct Content {
     pub bytes: Bytes,
     pub media_type: &'static str,
     pub sha512: bool,
 }
 
-impl Blob {
-    pub fn new(bytes: Bytes, media_type: &'static str) -> Blob {
-        Blob {
+/// A blob of the data set.
+pub type Blob = Content;
+/// A manifest of the data set (its bytes are what is pushed and must come back).
+pub type Manifest = Content;
+
+impl Content {
+    pub fn new(bytes: Bytes, media_type: &'static str) -> Content {
+        Content {
             bytes,
             media_type,
             sha512: false,
         }
     }
 
-    pub fn digest(&self) -> String {
-        if self.sha512 {
-            sha512(&self.bytes)
-        } else {
-            sha256(&self.bytes)
-        }
-    }
-
-    pub fn descriptor(&self) -> Value {
-        json!({ "mediaType": self.media_type, "digest": self.digest(), "size": self.bytes.len() })
-    }
-}
-
-/// A manifest's exact bytes, its media type and digest.
-#[derive(Clone)]
-pub struct Manifest {
-    pub bytes: Bytes,
-    pub media_type: &'static str,
-    pub sha512: bool,
-}
-
-impl Manifest {
-    fn new(value: Value, media_type: &'static str) -> Manifest {
-        // Pretty-printed on purpose: the registry must keep these exact bytes.
+    /// A manifest from JSON, pretty-printed on purpose: the registry must
+    /// keep these exact bytes.
+    fn from_json(value: Value, media_type: &'static str) -> Content {
         let bytes = serde_json::to_vec_pretty(&value).unwrap_or_default();
-        Manifest {
-            bytes: Bytes::from(bytes),
-            media_type,
-            sha512: false,
-        }
+        Content::new(Bytes::from(bytes), media_type)
     }
 
     pub fn digest(&self) -> String {
@@ -183,7 +164,7 @@ impl DataSet {
         let mut sha512_layer = Blob::new(random_bytes(seed + 3, 1024 * 1024 + 3), OCI_LAYER);
         sha512_layer.sha512 = true;
 
-        let image = Manifest::new(
+        let image = Manifest::from_json(
             json!({
                 "schemaVersion": 2,
                 "mediaType": OCI_MANIFEST,
@@ -194,7 +175,7 @@ impl DataSet {
             }),
             OCI_MANIFEST,
         );
-        let docker_image = Manifest::new(
+        let docker_image = Manifest::from_json(
             json!({
                 "schemaVersion": 2,
                 "mediaType": DOCKER_MANIFEST,
@@ -207,29 +188,29 @@ impl DataSet {
         amd64["platform"] = json!({"architecture": "amd64", "os": "linux"});
         let mut arm64 = docker_image.descriptor();
         arm64["platform"] = json!({"architecture": "arm64", "os": "linux", "variant": "v8"});
-        let index = Manifest::new(
+        let index = Manifest::from_json(
             json!({"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": [amd64, arm64]}),
             OCI_INDEX,
         );
-        let nested_index = Manifest::new(
+        let nested_index = Manifest::from_json(
             json!({"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": [index.descriptor()],
                    "annotations": {"conformance": "index of indexes"}}),
             OCI_INDEX,
         );
         let mut empty_with_data = empty_config.descriptor();
         empty_with_data["data"] = json!(base64(b"{}"));
-        let no_layers = Manifest::new(
+        let no_layers = Manifest::from_json(
             json!({"schemaVersion": 2, "mediaType": OCI_MANIFEST, "config": empty_with_data.clone(), "layers": []}),
             OCI_MANIFEST,
         );
         let mut nondist = nondist_layer.descriptor();
         nondist["urls"] = json!(["https://conformance.invalid/layer.tar.gz"]);
-        let nondist_image = Manifest::new(
+        let nondist_image = Manifest::from_json(
             json!({"schemaVersion": 2, "mediaType": OCI_MANIFEST, "config": config.descriptor(),
                    "layers": [layers[0].descriptor(), nondist]}),
             OCI_MANIFEST,
         );
-        let mut sha512_image = Manifest::new(
+        let mut sha512_image = Manifest::from_json(
             json!({"schemaVersion": 2, "mediaType": OCI_MANIFEST, "config": sha512_config.descriptor(),
                    "layers": [sha512_layer.descriptor()]}),
             OCI_MANIFEST,
@@ -237,7 +218,7 @@ impl DataSet {
         sha512_image.sha512 = true;
         let mut artifact_layer = artifact_blob.descriptor();
         artifact_layer["data"] = json!(base64(&artifact_blob.bytes));
-        let sbom = Manifest::new(
+        let sbom = Manifest::from_json(
             json!({"schemaVersion": 2, "mediaType": OCI_MANIFEST, "artifactType": SBOM_TYPE,
                    "config": empty_with_data.clone(), "layers": [artifact_layer],
                    "subject": image.descriptor(),
@@ -246,7 +227,7 @@ impl DataSet {
         );
         // No artifactType: the referrers API must report the config's media type.
         let signature_config = Blob::new(Bytes::from_static(b"{}"), SIGNATURE_TYPE);
-        let signature = Manifest::new(
+        let signature = Manifest::from_json(
             json!({"schemaVersion": 2, "mediaType": OCI_MANIFEST,
                    "config": {"mediaType": SIGNATURE_TYPE, "digest": signature_config.digest(), "size": 2},
                    "layers": [empty_config.descriptor()],
@@ -254,7 +235,7 @@ impl DataSet {
             OCI_MANIFEST,
         );
         let missing_subject = sha256(&random_bytes(seed + 99, 64));
-        let orphan_referrer = Manifest::new(
+        let orphan_referrer = Manifest::from_json(
             json!({"schemaVersion": 2, "mediaType": OCI_MANIFEST, "artifactType": SBOM_TYPE,
                    "config": empty_with_data, "layers": [empty_config.descriptor()],
                    "subject": {"mediaType": OCI_MANIFEST, "digest": missing_subject, "size": 1234}}),

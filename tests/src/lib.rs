@@ -3,6 +3,7 @@
 //! decide whether a missing tool is a skip (a developer's machine) or a
 //! failure (CI, where `.ci/run` installs everything).
 
+pub mod api;
 pub mod docker;
 pub mod process;
 pub mod registry;

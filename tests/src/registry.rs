@@ -39,12 +39,53 @@ pub struct RegistryProcess {
     pub root: PathBuf,
     pub config: PathBuf,
     scheme: &'static str,
+    server: Server,
     _dir: tempfile::TempDir,
+}
+
+/// Which server binary to run; both read the same config file shape.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Server {
+    Rregistry,
+    Distribution,
+}
+
+impl Server {
+    fn spawn(self, config: &Path) -> Child {
+        match self {
+            Server::Rregistry => Child::spawn(
+                "rregistry",
+                Command::new(crate::workspace_bin("rregistry"))
+                    .arg("serve")
+                    .arg(config)
+                    .env_remove("RUST_LOG")
+                    .stdout(Stdio::null())
+                    .stderr(Stdio::inherit()),
+            ),
+            Server::Distribution => Child::spawn(
+                "docker-registry",
+                Command::new("docker-registry")
+                    .arg("serve")
+                    .arg(config)
+                    .stdout(Stdio::null())
+                    .stderr(Stdio::null()),
+            ),
+        }
+    }
 }
 
 impl RegistryProcess {
     /// Starts `rregistry serve CONFIG` and waits until `/v2/` answers.
     pub fn start(options: RegistryOptions) -> RegistryProcess {
+        Self::launch(Server::Rregistry, options)
+    }
+
+    /// Starts Debian's Distribution on a free port with delete enabled.
+    pub fn start_distribution() -> RegistryProcess {
+        Self::launch(Server::Distribution, RegistryOptions::default())
+    }
+
+    fn launch(server: Server, options: RegistryOptions) -> RegistryProcess {
         let dir = tempfile::tempdir().expect("temp dir");
         let root = options
             .root
@@ -53,68 +94,28 @@ impl RegistryProcess {
         let port = options.port.unwrap_or_else(free_port);
         let config = dir.path().join("config.yml");
         let yaml = format!(
-            "version: 0.1\nlog:\n  level: warn\nstorage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: {}\n{}http:\n  addr: 127.0.0.1:{port}\n{}",
+            "version: 0.1\nlog:\n  level: warn\n  accesslog:\n    disabled: true\nstorage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: {}\n{}http:\n  addr: 127.0.0.1:{port}\n{}",
             root.display(),
             options.delete,
             options.storage_yaml,
             options.extra_yaml
         );
         std::fs::write(&config, yaml).expect("write config");
-        let child = Child::spawn(
-            "rregistry",
-            Command::new(crate::workspace_bin("rregistry"))
-                .arg("serve")
-                .arg(&config)
-                .env_remove("RUST_LOG")
-                .stdout(Stdio::null())
-                .stderr(Stdio::inherit()),
-        );
-        let mut process = RegistryProcess {
-            child,
-            port,
-            root,
-            config,
-            scheme: "http",
-            _dir: dir,
-        };
         let scheme = if options.extra_yaml.contains("tls:") {
             "https"
         } else {
             "http"
         };
-        process.scheme = scheme;
-        process.wait_ready(scheme);
-        process
-    }
-
-    /// Starts Debian's Distribution on a free port with delete enabled.
-    pub fn start_distribution() -> RegistryProcess {
-        let dir = tempfile::tempdir().expect("temp dir");
-        let root = dir.path().join("data");
-        let port = free_port();
-        let config = dir.path().join("config.yml");
-        let yaml = format!(
-            "version: 0.1\nlog:\n  level: error\n  accesslog:\n    disabled: true\nstorage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: true\nhttp:\n  addr: 127.0.0.1:{port}\n",
-            root.display()
-        );
-        std::fs::write(&config, yaml).expect("write config");
-        let child = Child::spawn(
-            "docker-registry",
-            Command::new("docker-registry")
-                .arg("serve")
-                .arg(&config)
-                .stdout(Stdio::null())
-                .stderr(Stdio::null()),
-        );
         let mut process = RegistryProcess {
-            child,
+            child: server.spawn(&config),
+            server,
             port,
             root,
             config,
-            scheme: "http",
+            scheme,
             _dir: dir,
         };
-        process.wait_ready("http");
+        process.wait_ready(scheme);
         process
     }
 
@@ -144,17 +145,9 @@ impl RegistryProcess {
         let _ = self.child.inner.wait();
     }
 
-    /// Starts a new rregistry process on the same port, config and storage.
+    /// Starts a new process of the same server on the same port, config and storage.
     pub fn restart(&mut self) {
-        let child = Child::spawn(
-            "rregistry",
-            Command::new(crate::workspace_bin("rregistry"))
-                .arg("serve")
-                .arg(&self.config)
-                .stdout(Stdio::null())
-                .stderr(Stdio::inherit()),
-        );
-        self.child = child;
+        self.child = self.server.spawn(&self.config);
         self.wait_ready(self.scheme);
     }
 

@@ -64,17 +64,7 @@ impl Api {
     }
 
     async fn push_blob(&self, repo: &str, bytes: &[u8]) -> String {
-        let digest = sha256(bytes);
-        let r = self
-            .send(
-                Method::POST,
-                &format!("/v2/{repo}/blobs/uploads/?digest={digest}"),
-                None,
-                bytes.to_vec(),
-            )
-            .await;
-        assert_eq!(r.status(), 201);
-        digest
+        e2e::api::push_blob(&self.client, &self.base, repo, bytes).await
     }
 }
 

@@ -3,6 +3,7 @@
 //! the configured schedule.
 
 use bytes::Bytes;
+use e2e::api::{fetch_blob, push_blob};
 use e2e::{http_client, sha256, RegistryOptions, RegistryProcess};
 use std::io::Write;
 use std::time::Duration;
@@ -123,22 +124,9 @@ async fn kill_during_push_leaves_nothing_visible() {
         assert_eq!(count, 0, "a blob file exists after the crash");
     }
 
-    let r = client
-        .post(format!(
-            "{}/v2/crash/test/blobs/uploads/?digest={digest}",
-            registry.url()
-        ))
-        .body(data.clone())
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 201);
-    let got = client
-        .get(format!("{}/v2/crash/test/blobs/{digest}", registry.url()))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(got.bytes().await.unwrap(), Bytes::from(data));
+    push_blob(&client, &registry.url(), "crash/test", &data).await;
+    let got = fetch_blob(&client, &registry.url(), "crash/test", &digest).await;
+    assert_eq!(got, Bytes::from(data));
 }
 
 fn walk(dir: &std::path::Path) -> usize {
@@ -210,16 +198,7 @@ async fn shared_blobs_are_stored_once() {
     let data = pattern(1024 * 1024, 9);
     let digest = sha256(&data);
     for repo in ["team-a/app", "team-b/app"] {
-        let r = client
-            .post(format!(
-                "{}/v2/{repo}/blobs/uploads/?digest={digest}",
-                registry.url()
-            ))
-            .body(data.clone())
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(r.status(), 201);
+        push_blob(&client, &registry.url(), repo, &data).await;
     }
     let r = client
         .post(format!(
@@ -231,16 +210,8 @@ async fn shared_blobs_are_stored_once() {
         .unwrap();
     assert_eq!(r.status(), 201);
     for repo in ["team-a/app", "team-b/app", "team-c/app"] {
-        let r = client
-            .get(format!("{}/v2/{repo}/blobs/{digest}", registry.url()))
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(
-            r.bytes().await.unwrap(),
-            Bytes::from(data.clone()),
-            "{repo}"
-        );
+        let got = fetch_blob(&client, &registry.url(), repo, &digest).await;
+        assert_eq!(got, Bytes::from(data.clone()), "{repo}");
     }
     assert_eq!(
         walk(&registry.root().join("blobs")),

@@ -304,16 +304,7 @@ async fn read_only_mode_refuses_writes_and_serves_reads() {
             root: Some(root.clone()),
             ..RegistryOptions::default()
         });
-        let r = http_client()
-            .post(format!(
-                "{}/v2/ro/repo/blobs/uploads/?digest={digest}",
-                writable.url()
-            ))
-            .body(data.clone())
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(r.status(), 201);
+        e2e::api::push_blob(&http_client(), &writable.url(), "ro/repo", &data).await;
     }
     let registry = RegistryProcess::start(RegistryOptions {
         root: Some(root),
