@@ -1,0 +1,7 @@
+//! The local image engine. It has no network code: blobs come in and go out
+//! through the content store's writers and readers, which the client feeds.
+//!
+//! - [`store`]: the content store, an OCI image layout on disk (`oci-layout`,
+//!   `index.json`, `blobs/<alg>/<hex>`) that skopeo and umoci can read.
+
+pub mod store;
