@@ -1,3 +1,3 @@
-//! Content digests, from the shared `rdigest` crate.
+//! Content digests, from the shared `roci` crate.
 
-pub use rdigest::{Algorithm, Digest, DigestError, Hasher};
+pub use roci::digest::{Algorithm, Digest, DigestError, Hasher};

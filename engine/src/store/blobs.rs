@@ -2,7 +2,7 @@
 //! publishes the blob only once its digest (and size, when known) match.
 
 use super::{io_error, ContentStore, Result, StoreError};
-use rdigest::{Digest, Hasher};
+use roci::{Digest, Hasher};
 use std::fs::File;
 use std::io::Write;
 use std::path::PathBuf;
@@ -36,7 +36,7 @@ impl ContentStore {
 
     /// Stores small content held in memory (a manifest, a config) and returns its digest.
     pub fn put_bytes(&self, bytes: &[u8]) -> Result<Digest> {
-        let digest = Digest::of_bytes(rdigest::Algorithm::Sha256, bytes);
+        let digest = Digest::of_bytes(roci::Algorithm::Sha256, bytes);
         if self.blob_size(&digest).is_none() {
             let mut writer = self.blob_writer(&digest, Some(bytes.len() as u64))?;
             writer.write_chunk(bytes)?;
@@ -135,7 +135,7 @@ impl Drop for BlobWriter {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use rdigest::Algorithm;
+    use roci::Algorithm;
 
     #[test]
     fn verified_blobs_only() {

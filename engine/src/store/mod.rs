@@ -23,7 +23,7 @@ pub mod refs;
 pub use blobs::BlobWriter;
 pub use refs::ImageRef;
 
-use rdigest::Digest;
+use roci::Digest;
 use std::path::{Path, PathBuf};
 
 /// Why a store operation failed.

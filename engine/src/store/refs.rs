@@ -11,7 +11,7 @@
 
 use super::{io_error, ContentStore, Result, StoreError};
 use nix::fcntl::{Flock, FlockArg};
-use rdigest::Digest;
+use roci::Digest;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
 use std::collections::HashSet;

@@ -1,0 +1,11 @@
+//! The OCI distribution grammar shared by the registry, the client and the
+//! engine.
+//!
+//! - [`digest`]: content digests (`sha256:`, `sha512:`) and the streaming hasher.
+//! - [`names`]: repository names, tags and manifest references.
+
+pub mod digest;
+pub mod names;
+
+pub use digest::{Algorithm, Digest, DigestError, Hasher};
+pub use names::{valid_tag, Reference, RepoName};
