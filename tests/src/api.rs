@@ -26,3 +26,71 @@ pub async fn fetch_blob(client: &reqwest::Client, base: &str, repo: &str, digest
     assert_eq!(r.status(), 200, "fetch {digest} from {repo}");
     r.bytes().await.expect("blob body")
 }
+
+/// Pushes an OCI image (a config naming `arch`, and `layers`) to `repo:tag`
+/// over the API; returns the manifest's digest and bytes.
+pub async fn push_image(
+    client: &reqwest::Client,
+    base: &str,
+    repo: &str,
+    tag: &str,
+    arch: &str,
+    layers: &[Vec<u8>],
+) -> (String, Vec<u8>) {
+    let config = serde_json::json!({
+        "architecture": arch, "os": "linux", "created": "2026-11-23T10:00:00Z",
+        "config": {"Cmd": ["/bin/sh"]},
+        "rootfs": {"type": "layers", "diff_ids": layers.iter().map(|l| crate::sha256(l)).collect::<Vec<_>>()},
+    })
+    .to_string()
+    .into_bytes();
+    let config_digest = push_blob(client, base, repo, &config).await;
+    let mut descriptors = Vec::new();
+    for layer in layers {
+        let digest = push_blob(client, base, repo, layer).await;
+        descriptors.push(serde_json::json!({
+            "mediaType": "application/vnd.oci.image.layer.v1.tar", "digest": digest, "size": layer.len()
+        }));
+    }
+    let manifest = serde_json::json!({
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.oci.image.manifest.v1+json",
+        "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": config_digest, "size": config.len()},
+        "layers": descriptors,
+    });
+    let bytes = serde_json::to_vec(&manifest).expect("manifest");
+    put_manifest(
+        client,
+        base,
+        repo,
+        tag,
+        "application/vnd.oci.image.manifest.v1+json",
+        &bytes,
+    )
+    .await;
+    (crate::sha256(&bytes), bytes)
+}
+
+/// Puts a manifest and asserts 201.
+pub async fn put_manifest(
+    client: &reqwest::Client,
+    base: &str,
+    repo: &str,
+    reference: &str,
+    media_type: &str,
+    bytes: &[u8],
+) {
+    let r = client
+        .put(format!("{base}/v2/{repo}/manifests/{reference}"))
+        .header("content-type", media_type)
+        .body(bytes.to_vec())
+        .send()
+        .await
+        .expect("manifest request");
+    assert_eq!(
+        r.status(),
+        201,
+        "manifest {repo}:{reference}: {:?}",
+        r.text().await
+    );
+}

@@ -6,6 +6,7 @@
 pub mod api;
 pub mod docker;
 pub mod process;
+pub mod rctl;
 pub mod registry;
 
 pub use process::{free_port, require_tool, Child};

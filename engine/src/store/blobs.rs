@@ -45,6 +45,17 @@ impl ContentStore {
         Ok(digest)
     }
 
+    /// Stores small content under the digest it was fetched by (which may
+    /// be sha512), verifying it.
+    pub fn put_bytes_as(&self, digest: &Digest, bytes: &[u8]) -> Result<()> {
+        if self.blob_size(digest).is_none() {
+            let mut writer = self.blob_writer(digest, Some(bytes.len() as u64))?;
+            writer.write_chunk(bytes)?;
+            writer.commit()?;
+        }
+        Ok(())
+    }
+
     /// Opens a stored blob for reading.
     pub fn open_blob(&self, digest: &Digest) -> Result<File> {
         File::open(self.blob_path(digest)).map_err(|e| match e.kind() {

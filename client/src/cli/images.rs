@@ -1,0 +1,246 @@
+//! Verbs on the local store: pull, push, images, tag, rmi. Output follows
+//! docker's wording where docker has the verb.
+
+use super::{reference, CliError, Context};
+use clap::Args;
+use rctl::platform::Platform;
+use rctl::pull::{self, short, PullOptions};
+use rengine::store::ImageRef;
+use serde_json::Value;
+
+#[derive(Args)]
+pub struct PullArgs {
+    reference: String,
+    /// Platform to pull from a multi-platform image (os/arch[/variant]); default this machine's.
+    #[arg(long)]
+    platform: Option<String>,
+    /// Layers downloaded at once.
+    #[arg(long, default_value_t = 3)]
+    max_concurrent_downloads: usize,
+    /// Print only the image name.
+    #[arg(long, short = 'q')]
+    quiet: bool,
+}
+
+#[derive(Args)]
+pub struct PushArgs {
+    reference: String,
+    /// Layers uploaded at once.
+    #[arg(long, default_value_t = 5)]
+    max_concurrent_uploads: usize,
+    /// Print nothing but errors.
+    #[arg(long, short = 'q')]
+    quiet: bool,
+}
+
+#[derive(Args)]
+pub struct ImagesArgs {
+    /// Print only image ids.
+    #[arg(long, short = 'q')]
+    quiet: bool,
+}
+
+pub async fn pull(context: &Context, args: PullArgs) -> Result<(), CliError> {
+    let reference = reference(&args.reference)?;
+    let platform = match &args.platform {
+        Some(text) => text.parse::<Platform>()?,
+        None => Platform::host(),
+    };
+    if reference.tag.is_none() && reference.digest.is_none() && !args.quiet {
+        println!("Using default tag: latest");
+    }
+    let quiet = args.quiet;
+    let options = PullOptions {
+        platform,
+        max_concurrent_downloads: args.max_concurrent_downloads,
+        report: Box::new(move |line| {
+            if !quiet {
+                println!("{line}");
+            }
+        }),
+    };
+    let store = context.store()?;
+    let pulled = pull::pull(&context.transport, &store, &reference, &options).await?;
+    if !args.quiet {
+        println!("Digest: {}", pulled.digest);
+        if pulled.downloaded == 0 {
+            println!("Status: Image is up to date for {}", pulled.name);
+        } else {
+            println!("Status: Downloaded newer image for {}", pulled.name);
+        }
+    }
+    println!("{}", pulled.name);
+    Ok(())
+}
+
+pub async fn push(context: &Context, args: PushArgs) -> Result<(), CliError> {
+    let reference = reference(&args.reference)?;
+    let quiet = args.quiet;
+    if !quiet {
+        println!("The push refers to repository [{}]", reference.name());
+    }
+    let report = move |line: String| {
+        if !quiet {
+            println!("{line}");
+        }
+    };
+    let store = context.store()?;
+    let pushed = rctl::push::push(
+        &context.transport,
+        &store,
+        &reference,
+        args.max_concurrent_uploads,
+        &report,
+    )
+    .await?;
+    if !quiet {
+        println!(
+            "{}: digest: {} size: {}",
+            reference.reference(),
+            pushed.digest,
+            pushed.size
+        );
+    }
+    Ok(())
+}
+
+/// One row of `rctl images`.
+struct Row {
+    repository: String,
+    tag: String,
+    id: String,
+    created: String,
+    size: u64,
+}
+
+fn row(store: &rengine::store::ContentStore, image: &ImageRef) -> Row {
+    let (repository, tag) = match image.name.rsplit_once('@') {
+        Some((repository, _)) => (repository.to_string(), "<none>".to_string()),
+        None => match image
+            .name
+            .rsplit_once(':')
+            .filter(|(_, tag)| !tag.contains('/'))
+        {
+            Some((repository, tag)) => (repository.to_string(), tag.to_string()),
+            None => (image.name.clone(), "<none>".to_string()),
+        },
+    };
+    let manifest: Value = store
+        .read_blob(&image.digest)
+        .ok()
+        .and_then(|b| serde_json::from_slice(&b).ok())
+        .unwrap_or(Value::Null);
+    let config_digest = manifest
+        .get("config")
+        .and_then(|c| c.get("digest"))
+        .and_then(Value::as_str)
+        .and_then(|d| d.parse().ok());
+    let config: Value = config_digest
+        .as_ref()
+        .and_then(|d| store.read_blob(d).ok())
+        .and_then(|b| serde_json::from_slice(&b).ok())
+        .unwrap_or(Value::Null);
+    let size = manifest
+        .get("layers")
+        .and_then(Value::as_array)
+        .map(|layers| {
+            layers
+                .iter()
+                .filter_map(|l| l.get("size").and_then(Value::as_u64))
+                .sum()
+        })
+        .unwrap_or(0);
+    Row {
+        repository,
+        tag,
+        id: config_digest
+            .as_ref()
+            .map(short)
+            .unwrap_or_else(|| short(&image.digest)),
+        created: config
+            .get("created")
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .chars()
+            .take(19)
+            .collect::<String>()
+            .replace('T', " "),
+        size,
+    }
+}
+
+fn human(size: u64) -> String {
+    let units = ["B", "kB", "MB", "GB", "TB"];
+    let mut value = size as f64;
+    let mut unit = 0;
+    while value >= 1000.0 && unit < units.len() - 1 {
+        value /= 1000.0;
+        unit += 1;
+    }
+    if unit == 0 {
+        format!("{size}B")
+    } else {
+        format!("{value:.3}{}", units[unit]).replace(".000", "")
+    }
+}
+
+pub fn images(context: &Context, args: ImagesArgs) -> Result<(), CliError> {
+    let store = context.store()?;
+    let rows: Vec<Row> = store
+        .images()?
+        .iter()
+        .map(|image| row(&store, image))
+        .collect();
+    if args.quiet {
+        for row in rows {
+            println!("{}", row.id);
+        }
+        return Ok(());
+    }
+    println!(
+        "{:<40} {:<16} {:<14} {:<21} SIZE",
+        "REPOSITORY", "TAG", "IMAGE ID", "CREATED"
+    );
+    for row in rows {
+        println!(
+            "{:<40} {:<16} {:<14} {:<21} {}",
+            row.repository,
+            row.tag,
+            row.id,
+            row.created,
+            human(row.size)
+        );
+    }
+    Ok(())
+}
+
+pub fn tag(context: &Context, source: &str, target: &str) -> Result<(), CliError> {
+    let store = context.store()?;
+    let source = reference(source)?.to_string();
+    let mut image = store
+        .resolve(&source)?
+        .ok_or_else(|| format!("no such image: {source}"))?;
+    image.name = reference(target)?.to_string();
+    store.tag(&image)?;
+    Ok(())
+}
+
+pub fn rmi(context: &Context, references: &[String]) -> Result<(), CliError> {
+    let store = context.store()?;
+    let mut missing = Vec::new();
+    for text in references {
+        let name = reference(text)?.to_string();
+        match store.untag(&name)? {
+            Some(_) => println!("Untagged: {name}"),
+            None => missing.push(name),
+        }
+    }
+    for digest in store.collect_garbage()? {
+        println!("Deleted: {digest}");
+    }
+    if missing.is_empty() {
+        Ok(())
+    } else {
+        Err(format!("no such image: {}", missing.join(", ")).into())
+    }
+}

@@ -1,0 +1,528 @@
+//! The HTTP transport, in layers around `reqwest`: retry (connection
+//! errors, 408, 429, 5xx, with backoff) around auth (Basic, and the Bearer
+//! token flow with tokens cached per host and scope) around the request.
+//!
+//! - [`challenge`]: `WWW-Authenticate` parsing.
+//! - [`token`]: the token endpoint.
+//! - [`retry`]: the retry policy.
+
+pub mod challenge;
+pub mod retry;
+pub mod token;
+
+use crate::credentials::{Credential, CredentialError, CredentialStore};
+use bytes::Bytes;
+use challenge::Challenge;
+use reqwest::{Method, Response};
+use retry::RetryPolicy;
+use std::collections::{HashMap, HashSet};
+use std::path::PathBuf;
+use std::sync::Mutex;
+
+#[derive(Debug, thiserror::Error)]
+pub enum TransportError {
+    #[error("{method} {url}: {message}")]
+    Http {
+        method: String,
+        url: String,
+        message: String,
+    },
+    #[error("token endpoint {realm}: {message}")]
+    Token { realm: String, message: String },
+    #[error("authentication failed: {message}")]
+    Unauthorized { message: String },
+    #[error(transparent)]
+    Credentials(#[from] CredentialError),
+    #[error("reading {path}: {message}")]
+    File { path: PathBuf, message: String },
+}
+
+/// A request body that can be sent again when a request is retried.
+#[derive(Debug, Clone)]
+pub enum Body {
+    Empty,
+    Bytes(Bytes),
+    /// `len` bytes of a file from `offset`, re-read on each attempt.
+    File {
+        path: PathBuf,
+        offset: u64,
+        len: u64,
+    },
+}
+
+/// One request: the scope says which token it needs under Bearer auth
+/// (`repository:NAME:pull`, `registry:catalog:*`).
+#[derive(Debug, Clone)]
+pub struct Request {
+    pub method: Method,
+    pub url: String,
+    pub headers: Vec<(&'static str, String)>,
+    pub body: Body,
+    pub scope: Option<String>,
+}
+
+impl Request {
+    pub fn new(method: Method, url: impl Into<String>, scope: Option<String>) -> Request {
+        Request {
+            method,
+            url: url.into(),
+            headers: Vec::new(),
+            body: Body::Empty,
+            scope,
+        }
+    }
+
+    pub fn header(mut self, name: &'static str, value: impl Into<String>) -> Request {
+        self.headers.push((name, value.into()));
+        self
+    }
+
+    pub fn body(mut self, body: Body) -> Request {
+        self.body = body;
+        self
+    }
+}
+
+/// How hosts are reached.
+#[derive(Debug, Clone, Default)]
+pub struct TransportOptions {
+    /// Hosts reached over plain HTTP or unverified TLS (`--insecure`).
+    pub insecure_hosts: HashSet<String>,
+    /// Extra CA certificates (PEM) trusted beside the system roots (`--ca-cert`).
+    pub ca_certs: Vec<PathBuf>,
+    pub retry: RetryPolicy,
+}
+
+/// The transport shared by every registry call of one `rctl` run.
+pub struct Transport {
+    http: reqwest::Client,
+    /// Accepts unverified certificates; used only for `insecure_hosts`.
+    unverified: reqwest::Client,
+    options: TransportOptions,
+    credentials: CredentialStore,
+    /// Logins given for this run only (`rctl login` checking a password).
+    given: Mutex<HashMap<String, Credential>>,
+    /// `Authorization` values by `host` (Basic) or `host scope` (Bearer).
+    cache: Mutex<HashMap<String, String>>,
+}
+
+/// Whether a host is a loopback address, reached over plain HTTP by default.
+pub fn is_loopback(host: &str) -> bool {
+    let name = host
+        .rsplit_once(':')
+        .map(|(h, port)| {
+            if port.chars().all(|c| c.is_ascii_digit()) {
+                h
+            } else {
+                host
+            }
+        })
+        .unwrap_or(host);
+    let name = name.trim_start_matches('[').trim_end_matches(']');
+    name == "localhost" || name == "::1" || name.starts_with("127.")
+}
+
+fn host_of(url: &str) -> String {
+    url.split("://")
+        .nth(1)
+        .and_then(|rest| rest.split('/').next())
+        .unwrap_or("")
+        .to_string()
+}
+
+impl Transport {
+    pub fn new(
+        options: TransportOptions,
+        credentials: CredentialStore,
+    ) -> Result<Transport, TransportError> {
+        let http = Self::client(&options, false)?;
+        let unverified = Self::client(&options, true)?;
+        Ok(Transport {
+            http,
+            unverified,
+            options,
+            credentials,
+            given: Mutex::new(HashMap::new()),
+            cache: Mutex::new(HashMap::new()),
+        })
+    }
+
+    fn client(
+        options: &TransportOptions,
+        unverified: bool,
+    ) -> Result<reqwest::Client, TransportError> {
+        let mut builder = reqwest::Client::builder()
+            .no_proxy()
+            .redirect(reqwest::redirect::Policy::limited(10))
+            .danger_accept_invalid_certs(unverified);
+        for path in &options.ca_certs {
+            let pem = std::fs::read(path).map_err(|e| TransportError::File {
+                path: path.clone(),
+                message: e.to_string(),
+            })?;
+            let certs =
+                reqwest::Certificate::from_pem_bundle(&pem).map_err(|e| TransportError::File {
+                    path: path.clone(),
+                    message: e.to_string(),
+                })?;
+            for cert in certs {
+                builder = builder.add_root_certificate(cert);
+            }
+        }
+        builder.build().map_err(|e| TransportError::Http {
+            method: String::new(),
+            url: String::new(),
+            message: e.to_string(),
+        })
+    }
+
+    /// The client for `url`: unverified TLS only for hosts named insecure.
+    fn http_for(&self, url: &str) -> &reqwest::Client {
+        if self.options.insecure_hosts.contains(&host_of(url)) {
+            &self.unverified
+        } else {
+            &self.http
+        }
+    }
+
+    /// `http://host` for loopback and insecure hosts, `https://host` otherwise.
+    pub fn base_url(&self, host: &str) -> String {
+        if is_loopback(host) || self.options.insecure_hosts.contains(host) {
+            format!("http://{host}")
+        } else {
+            format!("https://{host}")
+        }
+    }
+
+    /// Uses `credential` for `host` for the rest of this run, whatever is stored.
+    pub fn use_credential(&self, host: &str, credential: Credential) {
+        self.given
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(host.to_string(), credential);
+        self.cache
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .retain(|key, _| !key.starts_with(host));
+    }
+
+    fn credential_for(&self, host: &str) -> Result<Option<Credential>, TransportError> {
+        if let Some(given) = self
+            .given
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(host)
+        {
+            return Ok(Some(given.clone()));
+        }
+        Ok(self.credentials.get(host)?)
+    }
+
+    fn cached(&self, host: &str, scope: Option<&str>) -> Option<String> {
+        let cache = self.cache.lock().unwrap_or_else(|p| p.into_inner());
+        cache
+            .get(&format!("{host} {}", scope.unwrap_or("")))
+            .or_else(|| cache.get(host))
+            .cloned()
+    }
+
+    fn build(
+        &self,
+        request: &Request,
+        auth: Option<&str>,
+    ) -> Result<reqwest::RequestBuilder, TransportError> {
+        let mut builder = self
+            .http_for(&request.url)
+            .request(request.method.clone(), &request.url);
+        for (name, value) in &request.headers {
+            builder = builder.header(*name, value);
+        }
+        if let Some(auth) = auth {
+            builder = builder.header("authorization", auth);
+        }
+        builder = match &request.body {
+            Body::Empty => {
+                if matches!(request.method, Method::POST | Method::PUT | Method::PATCH) {
+                    builder.header("content-length", "0")
+                } else {
+                    builder
+                }
+            }
+            Body::Bytes(bytes) => builder.body(bytes.clone()),
+            Body::File { path, offset, len } => {
+                use std::io::{Seek, SeekFrom};
+                let file_error = |e: std::io::Error| TransportError::File {
+                    path: path.clone(),
+                    message: e.to_string(),
+                };
+                let mut file = std::fs::File::open(path).map_err(file_error)?;
+                file.seek(SeekFrom::Start(*offset)).map_err(file_error)?;
+                let file = tokio::fs::File::from_std(file);
+                let reader = tokio::io::AsyncReadExt::take(file, *len);
+                let stream = tokio_util_stream(reader);
+                builder
+                    .header("content-length", len.to_string())
+                    .body(reqwest::Body::wrap_stream(stream))
+            }
+        };
+        Ok(builder)
+    }
+
+    /// Sends a request: retried as the policy says, authenticated as the
+    /// registry's challenge asks. Answers other than 401 and retryable
+    /// statuses are returned as they are.
+    pub async fn send(&self, request: &Request) -> Result<Response, TransportError> {
+        let host = host_of(&request.url);
+        let policy = self.options.retry;
+        let mut attempt = 0u32;
+        let mut authenticated = false;
+        loop {
+            attempt += 1;
+            let auth = self.cached(&host, request.scope.as_deref());
+            let result = self.build(request, auth.as_deref())?.send().await;
+            match result {
+                Ok(response) if response.status() == 401 && !authenticated => {
+                    authenticated = true;
+                    attempt -= 1; // answering a challenge is not a failed attempt
+                    let challenge = response
+                        .headers()
+                        .get("www-authenticate")
+                        .and_then(|v| v.to_str().ok())
+                        .and_then(challenge::parse);
+                    match challenge {
+                        Some(challenge) => {
+                            if !self
+                                .authenticate(&host, request.scope.as_deref(), challenge)
+                                .await?
+                            {
+                                return Ok(response);
+                            }
+                        }
+                        None => return Ok(response),
+                    }
+                }
+                Ok(response)
+                    if RetryPolicy::retryable_status(response.status().as_u16())
+                        && attempt < policy.attempts =>
+                {
+                    let retry_after = response
+                        .headers()
+                        .get("retry-after")
+                        .and_then(|v| v.to_str().ok())
+                        .map(str::to_string);
+                    let delay = policy.delay(attempt, retry_after.as_deref());
+                    tracing::warn!(
+                        "{} {}: {}; retrying in {:.1}s (attempt {}/{})",
+                        request.method,
+                        request.url,
+                        response.status(),
+                        delay.as_secs_f64(),
+                        attempt + 1,
+                        policy.attempts
+                    );
+                    tokio::time::sleep(delay).await;
+                }
+                Ok(response) => return Ok(response),
+                Err(e)
+                    if attempt < policy.attempts
+                        && (e.is_connect() || e.is_timeout() || e.is_request()) =>
+                {
+                    let delay = policy.delay(attempt, None);
+                    tracing::warn!(
+                        "{} {}: {}; retrying in {:.1}s (attempt {}/{})",
+                        request.method,
+                        request.url,
+                        describe(&e),
+                        delay.as_secs_f64(),
+                        attempt + 1,
+                        policy.attempts
+                    );
+                    tokio::time::sleep(delay).await;
+                }
+                Err(e) => {
+                    return Err(TransportError::Http {
+                        method: request.method.to_string(),
+                        url: request.url.clone(),
+                        message: describe(&e),
+                    })
+                }
+            }
+        }
+    }
+
+    /// Answers a challenge; `false` when there is nothing to answer it with.
+    async fn authenticate(
+        &self,
+        host: &str,
+        scope: Option<&str>,
+        challenge: Challenge,
+    ) -> Result<bool, TransportError> {
+        let credential = self.credential_for(host)?;
+        match challenge {
+            Challenge::Basic => match credential {
+                Some(Credential::Basic { username, password }) => {
+                    let value = token::basic_header(&username, &password);
+                    self.cache
+                        .lock()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .insert(host.to_string(), value);
+                    Ok(true)
+                }
+                _ => Ok(false),
+            },
+            Challenge::Bearer {
+                realm,
+                service,
+                scope: challenge_scope,
+            } => {
+                let scope = scope.map(str::to_string).or(challenge_scope);
+                let answer = token::fetch(
+                    self.http_for(&realm),
+                    &realm,
+                    service.as_deref(),
+                    scope.as_deref(),
+                    credential.as_ref(),
+                    false,
+                )
+                .await?;
+                let bearer = answer.bearer().unwrap_or_default();
+                let key = format!("{host} {}", scope.as_deref().unwrap_or(""));
+                self.cache
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .insert(key, format!("Bearer {bearer}"));
+                Ok(true)
+            }
+        }
+    }
+
+    /// Checks `credential` against `host` as `docker login` does: the base
+    /// endpoint, answering its challenge. Returns the credential to store
+    /// (an identity token when the token server hands out refresh tokens).
+    pub async fn login(
+        &self,
+        host: &str,
+        credential: Credential,
+    ) -> Result<Credential, TransportError> {
+        let url = format!("{}/v2/", self.base_url(host));
+        let response =
+            self.http_for(&url)
+                .get(&url)
+                .send()
+                .await
+                .map_err(|e| TransportError::Http {
+                    method: "GET".into(),
+                    url: url.clone(),
+                    message: describe(&e),
+                })?;
+        if response.status().is_success() {
+            return Ok(credential); // the registry needs no login; keep it anyway, as docker does
+        }
+        let challenge = response
+            .headers()
+            .get("www-authenticate")
+            .and_then(|v| v.to_str().ok())
+            .and_then(challenge::parse);
+        match challenge {
+            Some(Challenge::Basic) => {
+                let Credential::Basic { username, password } = &credential else {
+                    return Ok(credential);
+                };
+                let checked = self
+                    .http_for(&url)
+                    .get(&url)
+                    .header("authorization", token::basic_header(username, password))
+                    .send()
+                    .await
+                    .map_err(|e| TransportError::Http {
+                        method: "GET".into(),
+                        url: url.clone(),
+                        message: describe(&e),
+                    })?;
+                if checked.status().is_success() {
+                    Ok(credential)
+                } else {
+                    Err(TransportError::Unauthorized {
+                        message: format!("{host} refused the credentials ({})", checked.status()),
+                    })
+                }
+            }
+            Some(Challenge::Bearer { realm, service, .. }) => {
+                let answer = token::fetch(
+                    self.http_for(&realm),
+                    &realm,
+                    service.as_deref(),
+                    None,
+                    Some(&credential),
+                    true,
+                )
+                .await?;
+                match (answer.refresh_token, &credential) {
+                    (Some(refresh), Credential::Basic { username, .. }) => {
+                        Ok(Credential::IdentityToken {
+                            username: username.clone(),
+                            token: refresh,
+                        })
+                    }
+                    _ => Ok(credential),
+                }
+            }
+            None => Err(TransportError::Unauthorized {
+                message: format!("{host} answered {} without a challenge", response.status()),
+            }),
+        }
+    }
+}
+
+/// The error and its causes on one line (reqwest's top level says little).
+fn describe(error: &reqwest::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = std::error::Error::source(error);
+    while let Some(cause) = source {
+        text.push_str(&format!(": {cause}"));
+        source = cause.source();
+    }
+    text
+}
+
+/// A stream of a file's bytes in 256 KiB chunks.
+fn tokio_util_stream(
+    reader: impl tokio::io::AsyncRead + Send + Unpin + 'static,
+) -> impl futures_util::Stream<Item = std::io::Result<Bytes>> + Send + 'static {
+    futures_util::stream::unfold(reader, |mut reader| async move {
+        let mut buf = vec![0u8; 256 * 1024];
+        match tokio::io::AsyncReadExt::read(&mut reader, &mut buf).await {
+            Ok(0) => None,
+            Ok(n) => {
+                buf.truncate(n);
+                Some((Ok(Bytes::from(buf)), reader))
+            }
+            Err(e) => Some((Err(e), reader)),
+        }
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn loopback_hosts() {
+        for host in [
+            "localhost",
+            "localhost:5000",
+            "127.0.0.1:5000",
+            "127.1.2.3",
+            "[::1]:5000",
+        ] {
+            assert!(is_loopback(host), "{host}");
+        }
+        for host in [
+            "registry.example.com",
+            "10.0.0.1:5000",
+            "localhost.example:5000",
+        ] {
+            assert!(!is_loopback(host), "{host}");
+        }
+    }
+}

@@ -1,0 +1,393 @@
+//! The real `rctl` against the real rregistry: pull (platform choice,
+//! verification, resume after a registry crash), push, tag, images, rmi,
+//! tags and catalog across pages, manifest, digest, inspect, delete.
+
+use e2e::api::{push_image, put_manifest};
+use e2e::rctl::Rctl;
+use e2e::{http_client, sha256, RegistryOptions, RegistryProcess};
+use serde_json::{json, Value};
+use std::time::Duration;
+
+fn layer(seed: u8, len: usize) -> Vec<u8> {
+    let mut state = u64::from(seed) * 0x9E37_79B9 + 1;
+    (0..len)
+        .map(|_| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state as u8
+        })
+        .collect()
+}
+
+fn blob_count(root: &std::path::Path) -> usize {
+    ["sha256", "sha512"]
+        .iter()
+        .map(|alg| {
+            std::fs::read_dir(root.join("blobs").join(alg))
+                .map(|d| d.count())
+                .unwrap_or(0)
+        })
+        .sum()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn pull_push_and_the_local_store() {
+    let registry = RegistryProcess::start(RegistryOptions::default());
+    let host = registry.host();
+    let client = http_client();
+    let base = registry.url();
+    let layers: Vec<Vec<u8>> = (0..4)
+        .map(|i| layer(i, 300_000 + usize::from(i) * 1000))
+        .collect();
+    let (amd64, _) = push_image(&client, &base, "src/app", "amd64-only", "amd64", &layers).await;
+    let (arm64, _) = push_image(
+        &client,
+        &base,
+        "src/app",
+        "arm64-only",
+        "arm64",
+        &layers[..1],
+    )
+    .await;
+    let index = json!({"schemaVersion": 2, "mediaType": "application/vnd.oci.image.index.v1+json", "manifests": [
+        {"mediaType": "application/vnd.oci.image.manifest.v1+json", "digest": arm64, "size": 0, "platform": {"os": "linux", "architecture": "arm64", "variant": "v8"}},
+    ]});
+    // Sizes must be right: fetch them from the registry.
+    let index = fill_sizes(&client, &base, index, &[(&arm64, "src/app")]).await;
+    let mut index = index;
+    index["manifests"].as_array_mut().unwrap().insert(
+        0,
+        json!({
+        "mediaType": "application/vnd.oci.image.manifest.v1+json", "digest": amd64, "size": 0,
+        "platform": {"os": "linux", "architecture": "amd64"}}),
+    );
+    let index = fill_sizes(&client, &base, index, &[(&amd64, "src/app")]).await;
+    let index_bytes = serde_json::to_vec(&index).unwrap();
+    put_manifest(
+        &client,
+        &base,
+        "src/app",
+        "1",
+        "application/vnd.oci.image.index.v1+json",
+        &index_bytes,
+    )
+    .await;
+
+    let rctl = Rctl::new();
+    let name = format!("{host}/src/app:1");
+    let out = rctl.ok(&["pull", &name]);
+    assert!(
+        out.contains(&format!("Digest: {}", sha256(&index_bytes))),
+        "{out}"
+    );
+    assert!(out.contains("Status: Downloaded newer image"), "{out}");
+    assert_eq!(out.lines().last(), Some(name.as_str()));
+    assert_eq!(
+        blob_count(rctl.root()),
+        6,
+        "config, 4 layers and the amd64 manifest"
+    );
+    // Again: nothing to download.
+    let out = rctl.ok(&["pull", &name]);
+    assert!(out.contains("Status: Image is up to date"), "{out}");
+    // Another platform, and one the index lacks.
+    let out = rctl.ok(&["pull", "--platform", "linux/arm64", &name]);
+    assert!(
+        out.contains("Already exists"),
+        "shared layer fetched again: {out}"
+    );
+    let err = rctl.fails(&["pull", "--platform", "linux/s390x", &name]);
+    assert!(
+        err.contains("linux/amd64") && err.contains("linux/arm64/v8"),
+        "{err}"
+    );
+    // The name now points at the arm64 image, as docker's would; back to this machine's.
+    rctl.ok(&["pull", "-q", &name]);
+    assert!(rctl.ok(&["inspect", &name]).contains(&amd64));
+
+    // The store is an OCI layout skopeo-style tools read; images lists it.
+    let index_json: Value =
+        serde_json::from_slice(&std::fs::read(rctl.root().join("index.json")).unwrap()).unwrap();
+    assert_eq!(
+        index_json["manifests"][0]["annotations"]["org.opencontainers.image.ref.name"],
+        name
+    );
+    let images = rctl.ok(&["images"]);
+    assert!(
+        images.contains(&format!("{host}/src/app")) && images.contains(" 1 "),
+        "{images}"
+    );
+
+    // Tag and push into another repository, pull into a fresh store, compare.
+    let target = format!("{host}/dst/app:2");
+    rctl.ok(&["tag", &name, &target]);
+    let out = rctl.ok(&["push", &target]);
+    assert!(out.contains(&format!("2: digest: {amd64} size:")), "{out}");
+    let out = rctl.ok(&["push", &target]);
+    assert!(
+        out.contains("Layer already exists") && !out.contains("Pushed"),
+        "{out}"
+    );
+    let fresh = Rctl::new();
+    fresh.ok(&["pull", "-q", &target]);
+    assert_eq!(fresh.ok(&["digest", &target]).trim(), amd64);
+    let inspect: Value = serde_json::from_str(&fresh.ok(&["inspect", &target])).unwrap();
+    assert_eq!(inspect["Source"], "local");
+    assert_eq!(inspect["Digest"], amd64);
+    assert_eq!(inspect["Config"]["architecture"], "amd64");
+    let remote: Value =
+        serde_json::from_str(&fresh.ok(&["inspect", &format!("{host}/src/app:arm64-only")]))
+            .unwrap();
+    assert_eq!(
+        (
+            remote["Source"].as_str(),
+            remote["Config"]["architecture"].as_str()
+        ),
+        (Some("remote"), Some("arm64"))
+    );
+    let raw = fresh.ok(&["manifest", &name]);
+    assert_eq!(raw.trim_end().as_bytes(), &index_bytes[..]);
+
+    // rmi frees only what no other name uses.
+    let manifest_blob = rctl
+        .root()
+        .join("blobs/sha256")
+        .join(&amd64["sha256:".len()..]);
+    let layer_blob = rctl
+        .root()
+        .join("blobs/sha256")
+        .join(&sha256(&layers[3])["sha256:".len()..]);
+    let out = rctl.ok(&["rmi", &target]);
+    assert!(out.contains(&format!("Untagged: {target}")), "{out}");
+    assert!(
+        manifest_blob.exists() && layer_blob.exists(),
+        "blobs still named by {name} were removed"
+    );
+    let out = rctl.ok(&["rmi", &name]);
+    assert!(out.contains(&format!("Deleted: {amd64}")), "{out}");
+    assert!(
+        !manifest_blob.exists() && !layer_blob.exists(),
+        "blobs of the removed image remain"
+    );
+    let err = rctl.fails(&["rmi", &name]);
+    assert!(err.contains("no such image"), "{err}");
+}
+
+async fn fill_sizes(
+    client: &reqwest::Client,
+    base: &str,
+    mut index: Value,
+    digests: &[(&str, &str)],
+) -> Value {
+    for (digest, repo) in digests {
+        let r = client
+            .head(format!("{base}/v2/{repo}/manifests/{digest}"))
+            .send()
+            .await
+            .unwrap();
+        let size: u64 = r.headers()["content-length"]
+            .to_str()
+            .unwrap()
+            .parse()
+            .unwrap();
+        for entry in index["manifests"].as_array_mut().unwrap() {
+            if entry["digest"] == *digest {
+                entry["size"] = json!(size);
+            }
+        }
+    }
+    index
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn listings_follow_pages_and_delete_is_explained() {
+    let registry = RegistryProcess::start(RegistryOptions {
+        delete: false,
+        ..RegistryOptions::default()
+    });
+    let host = registry.host();
+    let client = http_client();
+    let (_, manifest) = push_image(
+        &client,
+        &registry.url(),
+        "many/tags",
+        "seed",
+        "amd64",
+        &[layer(9, 1000)],
+    )
+    .await;
+    for i in 0..25 {
+        put_manifest(
+            &client,
+            &registry.url(),
+            "many/tags",
+            &format!("t{i:02}"),
+            "application/vnd.oci.image.manifest.v1+json",
+            &manifest,
+        )
+        .await;
+    }
+    for i in 0..12 {
+        push_image(
+            &client,
+            &registry.url(),
+            &format!("repo{i:02}/x"),
+            "1",
+            "amd64",
+            &[layer(i, 10)],
+        )
+        .await;
+    }
+    let rctl = Rctl::new();
+    let tags = rctl.ok(&["tags", "--page-size", "10", &format!("{host}/many/tags")]);
+    let tags: Vec<&str> = tags.lines().collect();
+    assert_eq!(tags.len(), 26, "{tags:?}");
+    assert_eq!(tags[0], "seed");
+    let catalog = rctl.ok(&["catalog", "--page-size", "5", &host]);
+    assert_eq!(catalog.lines().count(), 13, "{catalog}");
+    let err = rctl.fails(&["delete", &format!("{host}/many/tags:t00")]);
+    assert!(err.contains("does not allow deletes"), "{err}");
+    let err = rctl.fails(&["pull", &format!("{host}/many/Tags")]);
+    assert!(err.contains("invalid reference"), "{err}");
+    let err = rctl.fails(&["pull", &format!("{host}/no/such:thing")]);
+    assert!(
+        err.contains("404") && err.contains("MANIFEST_UNKNOWN"),
+        "{err}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn delete_tag_and_manifest() {
+    let registry = RegistryProcess::start(RegistryOptions::default());
+    let host = registry.host();
+    let (digest, _) = push_image(
+        &http_client(),
+        &registry.url(),
+        "del/me",
+        "v1",
+        "amd64",
+        &[layer(3, 100)],
+    )
+    .await;
+    let rctl = Rctl::new();
+    rctl.ok(&["delete", &format!("{host}/del/me:v1")]);
+    let err = rctl.fails(&["digest", &format!("{host}/del/me:v1")]);
+    assert!(err.contains("MANIFEST_UNKNOWN"), "{err}");
+    assert_eq!(
+        rctl.ok(&["digest", &format!("{host}/del/me@{digest}")])
+            .trim(),
+        digest
+    );
+    rctl.ok(&["delete", &format!("{host}/del/me@{digest}")]);
+    rctl.fails(&["digest", &format!("{host}/del/me@{digest}")]);
+}
+
+/// A registry serving a blob whose bytes do not match its digest: the pull
+/// fails with a digest error and the store keeps nothing of it.
+#[tokio::test(flavor = "multi_thread")]
+async fn corrupted_blob_is_refused_and_not_kept() {
+    let registry = RegistryProcess::start(RegistryOptions::default());
+    let host = registry.host();
+    let good = layer(5, 50_000);
+    push_image(
+        &http_client(),
+        &registry.url(),
+        "bad/blob",
+        "1",
+        "amd64",
+        std::slice::from_ref(&good),
+    )
+    .await;
+    let digest = sha256(&good);
+    let hex = &digest["sha256:".len()..];
+    let path = registry
+        .root()
+        .join("blobs/sha256")
+        .join(&hex[..2])
+        .join(hex);
+    let mut corrupted = good.clone();
+    corrupted[1000] ^= 0xff;
+    std::fs::write(&path, &corrupted).unwrap();
+
+    let rctl = Rctl::new();
+    let err = rctl.fails(&["pull", &format!("{host}/bad/blob:1")]);
+    assert!(err.contains("does not match its digest"), "{err}");
+    assert!(
+        !rctl.root().join("blobs/sha256").join(hex).exists(),
+        "the corrupt layer was kept"
+    );
+    assert_eq!(
+        std::fs::read_dir(rctl.root().join("tmp")).unwrap().count(),
+        0,
+        "partial files kept"
+    );
+    assert!(
+        !rctl.ok(&["images", "-q"]).contains(char::is_alphanumeric),
+        "an image was named"
+    );
+}
+
+/// The registry killed in the middle of a pull and restarted: the pull
+/// retries, resumes with Range, and the result is complete and verified.
+#[tokio::test(flavor = "multi_thread")]
+async fn pull_resumes_after_registry_restart() {
+    let mut registry = RegistryProcess::start(RegistryOptions::default());
+    let host = registry.host();
+    let big = layer(7, 512 * 1024 * 1024);
+    push_image(
+        &http_client(),
+        &registry.url(),
+        "big/image",
+        "1",
+        "amd64",
+        std::slice::from_ref(&big),
+    )
+    .await;
+    let rctl = Rctl::new();
+    let child = rctl
+        .command()
+        .args([
+            "pull",
+            "--max-concurrent-downloads",
+            "1",
+            &format!("{host}/big/image:1"),
+        ])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Wait until the layer is partly written, then crash the registry.
+    let tmp = rctl.root().join("tmp");
+    let started = e2e::process::wait_until(Duration::from_secs(30), || {
+        std::fs::read_dir(&tmp)
+            .map(|d| {
+                d.filter_map(|e| e.ok()?.metadata().ok())
+                    .any(|m| m.len() > 1024 * 1024)
+            })
+            .unwrap_or(false)
+    });
+    assert!(started, "the pull never started writing");
+    registry.kill9();
+    std::thread::sleep(Duration::from_millis(300));
+    registry.restart();
+    let output = child.wait_with_output().unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        output.status.success(),
+        "pull failed after the restart:\n{stdout}\n{stderr}"
+    );
+    assert!(
+        stdout.contains("resuming at"),
+        "the pull did not resume:\n{stdout}\n{stderr}"
+    );
+    let digest = sha256(&big);
+    let stored = std::fs::read(
+        rctl.root()
+            .join("blobs/sha256")
+            .join(&digest["sha256:".len()..]),
+    )
+    .unwrap();
+    assert_eq!(sha256(&stored), digest);
+}
