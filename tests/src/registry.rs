@@ -85,6 +85,11 @@ impl RegistryProcess {
         Self::launch(Server::Distribution, RegistryOptions::default())
     }
 
+    /// Starts Debian's Distribution with the given options (the config shape is the same).
+    pub fn start_distribution_with(options: RegistryOptions) -> RegistryProcess {
+        Self::launch(Server::Distribution, options)
+    }
+
     fn launch(server: Server, options: RegistryOptions) -> RegistryProcess {
         let dir = tempfile::tempdir().expect("temp dir");
         let root = options
