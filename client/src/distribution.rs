@@ -303,6 +303,42 @@ impl<'a> Registry<'a> {
         }
     }
 
+    /// Uploads a blob whose bytes arrive as a stream (a copy between
+    /// registries): the upload is opened with retries, the body sent once.
+    pub async fn upload_blob_stream(
+        &self,
+        repo: &str,
+        digest: &Digest,
+        size: u64,
+        body: reqwest::Body,
+    ) -> Result<(), ApiError> {
+        let what = format!("uploading blob {digest} to {}/{repo}", self.host);
+        let start = Request::new(
+            Method::POST,
+            self.url(&format!("/v2/{repo}/blobs/uploads/")),
+            push_scope(repo),
+        );
+        let response = self.transport.send(&start).await?;
+        if response.status() != 202 {
+            return Err(refused(what, response).await);
+        }
+        let location = self.location(&what, &response)?;
+        let separator = if location.contains('?') { '&' } else { '?' };
+        let put = Request::new(
+            Method::PUT,
+            self.url(&format!("{location}{separator}digest={digest}")),
+            push_scope(repo),
+        )
+        .header("content-type", "application/octet-stream")
+        .header("content-length", size.to_string());
+        let response = self.transport.send_stream(&put, body).await?;
+        if response.status() == 201 || response.status() == 204 {
+            Ok(())
+        } else {
+            Err(refused(what, response).await)
+        }
+    }
+
     /// Mounts a blob from another repository of this registry; `false`
     /// when the registry would not (it then opened an upload, cancelled here).
     pub async fn mount_blob(

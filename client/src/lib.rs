@@ -6,7 +6,9 @@
 //! - [`distribution`]: the distribution API calls on one registry.
 //! - [`platform`]: platforms and their choice in an index.
 //! - [`pull`], [`push`]: moving images between a registry and the local store.
+//! - [`copy`]: images between registries and OCI layouts, with no local copy.
 
+pub mod copy;
 pub mod credentials;
 pub mod distribution;
 pub mod platform;

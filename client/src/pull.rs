@@ -38,6 +38,8 @@ pub enum PullError {
 pub struct PullOptions {
     pub platform: Platform,
     pub max_concurrent_downloads: usize,
+    /// The name the image gets in the store (default `host/repo:tag`, or `host/repo@digest`).
+    pub name: Option<String>,
     /// Called with one line per event (layer done, already present, resuming).
     pub report: Box<dyn Fn(String) + Send + Sync>,
 }
@@ -158,13 +160,14 @@ pub async fn pull(
         }
     }
     store.put_bytes_as(&manifest.digest, &manifest.bytes)?;
-    let name = reference
-        .with_tag(&reference.tag.clone().unwrap_or_else(|| "latest".into()))
-        .to_string();
-    let name = if reference.tag.is_none() && reference.digest.is_some() {
-        format!("{}@{}", reference.name(), top.digest)
-    } else {
-        name
+    let name = match &options.name {
+        Some(name) => name.clone(),
+        None if reference.tag.is_none() && reference.digest.is_some() => {
+            format!("{}@{}", reference.name(), top.digest)
+        }
+        None => reference
+            .with_tag(&reference.tag.clone().unwrap_or_else(|| "latest".into()))
+            .to_string(),
     };
     store.tag(&ImageRef {
         name: name.clone(),

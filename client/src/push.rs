@@ -32,14 +32,16 @@ pub struct Pushed {
     pub skipped: usize,
 }
 
+/// Pushes the stored image `name` to `reference`.
 pub async fn push(
     transport: &Transport,
     store: &ContentStore,
+    name: &str,
     reference: &ImageReference,
     max_concurrent_uploads: usize,
     report: &(dyn Fn(String) + Send + Sync),
 ) -> Result<Pushed, PushError> {
-    let name = reference.to_string();
+    let name = name.to_string();
     let image = store
         .resolve(&name)?
         .ok_or_else(|| PushError::NotFound(name.clone()))?;

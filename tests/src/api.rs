@@ -94,3 +94,51 @@ pub async fn put_manifest(
         r.text().await
     );
 }
+
+/// Puts an OCI index of manifests already in `repo`, each with its platform
+/// (`os/arch[/variant]`); returns the index digest and bytes.
+pub async fn push_index(
+    client: &reqwest::Client,
+    base: &str,
+    repo: &str,
+    tag: &str,
+    entries: &[(&str, &str)],
+) -> (String, Vec<u8>) {
+    let mut manifests = Vec::new();
+    for (digest, platform) in entries {
+        let r = client
+            .head(format!("{base}/v2/{repo}/manifests/{digest}"))
+            .send()
+            .await
+            .expect("manifest HEAD");
+        assert_eq!(r.status(), 200, "{digest} not in {repo}");
+        let size: u64 = r.headers()["content-length"]
+            .to_str()
+            .unwrap()
+            .parse()
+            .unwrap();
+        let parts: Vec<&str> = platform.split('/').collect();
+        let mut platform = serde_json::json!({"os": parts[0], "architecture": parts[1]});
+        if let Some(variant) = parts.get(2) {
+            platform["variant"] = serde_json::json!(variant);
+        }
+        manifests.push(serde_json::json!({
+            "mediaType": "application/vnd.oci.image.manifest.v1+json",
+            "digest": digest, "size": size, "platform": platform,
+        }));
+    }
+    let index = serde_json::json!({
+        "schemaVersion": 2, "mediaType": "application/vnd.oci.image.index.v1+json", "manifests": manifests,
+    });
+    let bytes = serde_json::to_vec(&index).expect("index");
+    put_manifest(
+        client,
+        base,
+        repo,
+        tag,
+        "application/vnd.oci.image.index.v1+json",
+        &bytes,
+    )
+    .await;
+    (crate::sha256(&bytes), bytes)
+}

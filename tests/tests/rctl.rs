@@ -2,10 +2,10 @@
 //! verification, resume after a registry crash), push, tag, images, rmi,
 //! tags and catalog across pages, manifest, digest, inspect, delete.
 
-use e2e::api::{push_image, put_manifest};
+use e2e::api::{push_image, push_index, put_manifest};
 use e2e::rctl::Rctl;
 use e2e::{http_client, sha256, RegistryOptions, RegistryProcess};
-use serde_json::{json, Value};
+use serde_json::Value;
 use std::time::Duration;
 
 fn layer(seed: u8, len: usize) -> Vec<u8> {
@@ -50,27 +50,12 @@ async fn pull_push_and_the_local_store() {
         &layers[..1],
     )
     .await;
-    let index = json!({"schemaVersion": 2, "mediaType": "application/vnd.oci.image.index.v1+json", "manifests": [
-        {"mediaType": "application/vnd.oci.image.manifest.v1+json", "digest": arm64, "size": 0, "platform": {"os": "linux", "architecture": "arm64", "variant": "v8"}},
-    ]});
-    // Sizes must be right: fetch them from the registry.
-    let index = fill_sizes(&client, &base, index, &[(&arm64, "src/app")]).await;
-    let mut index = index;
-    index["manifests"].as_array_mut().unwrap().insert(
-        0,
-        json!({
-        "mediaType": "application/vnd.oci.image.manifest.v1+json", "digest": amd64, "size": 0,
-        "platform": {"os": "linux", "architecture": "amd64"}}),
-    );
-    let index = fill_sizes(&client, &base, index, &[(&amd64, "src/app")]).await;
-    let index_bytes = serde_json::to_vec(&index).unwrap();
-    put_manifest(
+    let (_, index_bytes) = push_index(
         &client,
         &base,
         "src/app",
         "1",
-        "application/vnd.oci.image.index.v1+json",
-        &index_bytes,
+        &[(&amd64, "linux/amd64"), (&arm64, "linux/arm64/v8")],
     )
     .await;
 
@@ -172,32 +157,6 @@ async fn pull_push_and_the_local_store() {
     );
     let err = rctl.fails(&["rmi", &name]);
     assert!(err.contains("no such image"), "{err}");
-}
-
-async fn fill_sizes(
-    client: &reqwest::Client,
-    base: &str,
-    mut index: Value,
-    digests: &[(&str, &str)],
-) -> Value {
-    for (digest, repo) in digests {
-        let r = client
-            .head(format!("{base}/v2/{repo}/manifests/{digest}"))
-            .send()
-            .await
-            .unwrap();
-        let size: u64 = r.headers()["content-length"]
-            .to_str()
-            .unwrap()
-            .parse()
-            .unwrap();
-        for entry in index["manifests"].as_array_mut().unwrap() {
-            if entry["digest"] == *digest {
-                entry["size"] = json!(size);
-            }
-        }
-    }
-    index
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -206,3 +206,87 @@ fn docker_interop_both_ways_and_skopeo_reads_the_store() {
     assert_eq!(inspect["Digest"], digest);
     assert_eq!(inspect["Layers"].as_array().map(Vec::len), Some(2));
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn copy_between_registries_and_layouts() {
+    if !require_tool("docker-registry", "copy_between_registries_and_layouts") {
+        return;
+    }
+    let ours = RegistryProcess::start(RegistryOptions::default());
+    let distribution = RegistryProcess::start_distribution();
+    let client = http_client();
+    let base = ours.url();
+    let layers: Vec<Vec<u8>> = (0..3u8).map(|i| vec![i + 10; 200_000]).collect();
+    let (amd64, _) = push_image(&client, &base, "src/multi", "amd64", "amd64", &layers).await;
+    let (arm64, _) = push_image(&client, &base, "src/multi", "arm64", "arm64", &layers[1..]).await;
+    let (index, _) = e2e::api::push_index(
+        &client,
+        &base,
+        "src/multi",
+        "1",
+        &[(&amd64, "linux/amd64"), (&arm64, "linux/arm64")],
+    )
+    .await;
+    let (a, d) = (ours.host(), distribution.host());
+    let rctl = Rctl::new();
+
+    // Every platform to Distribution: the same index digest, both platforms readable there.
+    let out = rctl.ok(&[
+        "copy",
+        "--all",
+        &format!("docker://{a}/src/multi:1"),
+        &format!("{d}/dst/multi:1"),
+    ]);
+    assert_eq!(out.lines().last(), Some(index.as_str()), "{out}");
+    assert_eq!(
+        rctl.ok(&["digest", &format!("{d}/dst/multi:1")]).trim(),
+        index
+    );
+    assert_eq!(
+        rctl.ok(&["digest", &format!("{d}/dst/multi@{arm64}")])
+            .trim(),
+        arm64
+    );
+    // One platform back: the platform's manifest under the new tag.
+    let out = rctl.ok(&[
+        "copy",
+        &format!("{d}/dst/multi:1"),
+        &format!("{a}/back/single:1"),
+    ]);
+    assert_eq!(out.lines().last(), Some(amd64.as_str()), "{out}");
+    // Within one registry, blobs are mounted, not copied.
+    let out = rctl.ok(&[
+        "copy",
+        &format!("{a}/src/multi:amd64"),
+        &format!("{a}/mounted/x:1"),
+    ]);
+    assert!(
+        out.contains("Mounted from src/multi") && !out.contains("Copied"),
+        "{out}"
+    );
+
+    // Through an OCI layout directory and back.
+    let layout = tempfile::tempdir().unwrap();
+    let oci = format!("oci:{}:app", layout.path().display());
+    rctl.ok(&["copy", &format!("{a}/src/multi:1"), &oci]);
+    assert!(layout.path().join("index.json").exists());
+    let out = rctl.ok(&["copy", &oci, &format!("{a}/from-oci/app:1")]);
+    assert!(out.contains(&amd64), "{out}");
+    assert_eq!(
+        rctl.ok(&["digest", &format!("{a}/from-oci/app:1")]).trim(),
+        amd64
+    );
+    if require_tool("skopeo", "copy_between_registries_and_layouts") {
+        let out = Command::new("skopeo")
+            .args(["inspect", &oci])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let inspect: Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert_eq!(inspect["Digest"], amd64);
+    }
+}

@@ -3,6 +3,7 @@
 
 use super::{reference, CliError, Context};
 use clap::Args;
+use rctl::copy::{CopyOptions, Location};
 use rctl::platform::Platform;
 use rctl::pull::{self, short, PullOptions};
 use rengine::store::ImageRef;
@@ -18,6 +19,22 @@ pub struct PullArgs {
     #[arg(long, default_value_t = 3)]
     max_concurrent_downloads: usize,
     /// Print only the image name.
+    #[arg(long, short = 'q')]
+    quiet: bool,
+}
+
+#[derive(Args)]
+pub struct CopyArgs {
+    /// Source: a registry reference (docker:// optional) or oci:PATH:NAME.
+    source: String,
+    /// Target: a registry reference (docker:// optional) or oci:PATH:NAME.
+    target: String,
+    /// Copy every platform of an index.
+    #[arg(long)]
+    all: bool,
+    /// Platform to copy from an index without --all (default this machine's).
+    #[arg(long)]
+    platform: Option<String>,
     #[arg(long, short = 'q')]
     quiet: bool,
 }
@@ -53,6 +70,7 @@ pub async fn pull(context: &Context, args: PullArgs) -> Result<(), CliError> {
     let options = PullOptions {
         platform,
         max_concurrent_downloads: args.max_concurrent_downloads,
+        name: None,
         report: Box::new(move |line| {
             if !quiet {
                 println!("{line}");
@@ -73,6 +91,28 @@ pub async fn pull(context: &Context, args: PullArgs) -> Result<(), CliError> {
     Ok(())
 }
 
+pub async fn copy(context: &Context, args: CopyArgs) -> Result<(), CliError> {
+    let registry = rctl::reference::default_registry();
+    let source = Location::parse(&args.source, &registry)?;
+    let target = Location::parse(&args.target, &registry)?;
+    let quiet = args.quiet;
+    let options = CopyOptions {
+        all: args.all,
+        platform: match &args.platform {
+            Some(text) => text.parse::<Platform>()?,
+            None => Platform::host(),
+        },
+        report: Box::new(move |line| {
+            if !quiet {
+                println!("{line}");
+            }
+        }),
+    };
+    let digest = rctl::copy::copy(&context.transport, &source, &target, &options).await?;
+    println!("{digest}");
+    Ok(())
+}
+
 pub async fn push(context: &Context, args: PushArgs) -> Result<(), CliError> {
     let reference = reference(&args.reference)?;
     let quiet = args.quiet;
@@ -88,6 +128,7 @@ pub async fn push(context: &Context, args: PushArgs) -> Result<(), CliError> {
     let pushed = rctl::push::push(
         &context.transport,
         &store,
+        &reference.to_string(),
         &reference,
         args.max_concurrent_uploads,
         &report,

@@ -51,6 +51,8 @@ enum Command {
     Delete { reference: String },
     /// Show an image's manifest and config (local if stored, else remote).
     Inspect { reference: String },
+    /// Copy an image between registries or OCI layouts (oci:PATH:NAME), with no local copy.
+    Copy(images::CopyArgs),
     /// Download an image into the local store.
     Pull(images::PullArgs),
     /// Upload an image from the local store.
@@ -114,6 +116,7 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
         Command::Digest { reference } => remote::digest(&context, &reference).await,
         Command::Delete { reference } => remote::delete(&context, &reference).await,
         Command::Inspect { reference } => remote::inspect(&context, &reference).await,
+        Command::Copy(args) => images::copy(&context, args).await,
         Command::Pull(args) => images::pull(&context, args).await,
         Command::Push(args) => images::push(&context, args).await,
         Command::Images(args) => images::images(&context, args),

@@ -350,6 +350,26 @@ impl Transport {
         }
     }
 
+    /// Sends a request whose body is a one-time stream: a single attempt,
+    /// with the authorization an earlier request of the same scope earned.
+    pub async fn send_stream(
+        &self,
+        request: &Request,
+        body: reqwest::Body,
+    ) -> Result<Response, TransportError> {
+        let host = host_of(&request.url);
+        let auth = self.cached(&host, request.scope.as_deref());
+        self.build(request, auth.as_deref())?
+            .body(body)
+            .send()
+            .await
+            .map_err(|e| TransportError::Http {
+                method: request.method.to_string(),
+                url: request.url.clone(),
+                message: describe(&e),
+            })
+    }
+
     /// Answers a challenge; `false` when there is nothing to answer it with.
     async fn authenticate(
         &self,
