@@ -8,6 +8,7 @@ pub mod docker;
 pub mod process;
 pub mod rctl;
 pub mod registry;
+pub mod token_front;
 
 pub use process::{free_port, require_tool, Child};
 pub use registry::{RegistryOptions, RegistryProcess};

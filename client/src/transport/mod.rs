@@ -104,6 +104,9 @@ pub struct Transport {
     given: Mutex<HashMap<String, Credential>>,
     /// `Authorization` values by `host` (Basic) or `host scope` (Bearer).
     cache: Mutex<HashMap<String, String>>,
+    /// Held while a challenge is answered, so concurrent requests of one
+    /// scope wait for one token instead of each fetching their own.
+    answering: tokio::sync::Mutex<()>,
 }
 
 /// Whether a host is a loopback address, reached over plain HTTP by default.
@@ -144,6 +147,7 @@ impl Transport {
             credentials,
             given: Mutex::new(HashMap::new()),
             cache: Mutex::new(HashMap::new()),
+            answering: tokio::sync::Mutex::new(()),
         })
     }
 
@@ -218,10 +222,17 @@ impl Transport {
         Ok(self.credentials.get(host)?)
     }
 
+    /// The cached `Authorization` for a request: a token of its scope, or
+    /// a `pull,push` token of the same repository for a `pull`, or Basic.
     fn cached(&self, host: &str, scope: Option<&str>) -> Option<String> {
         let cache = self.cache.lock().unwrap_or_else(|p| p.into_inner());
+        let scope = scope.unwrap_or("");
+        let wider = scope
+            .strip_suffix(":pull")
+            .map(|repo| format!("{host} {repo}:pull,push"));
         cache
-            .get(&format!("{host} {}", scope.unwrap_or("")))
+            .get(&format!("{host} {scope}"))
+            .or_else(|| wider.and_then(|key| cache.get(&key)))
             .or_else(|| cache.get(host))
             .cloned()
     }
@@ -292,7 +303,12 @@ impl Transport {
                     match challenge {
                         Some(challenge) => {
                             if !self
-                                .authenticate(&host, request.scope.as_deref(), challenge)
+                                .authenticate(
+                                    &host,
+                                    request.scope.as_deref(),
+                                    challenge,
+                                    auth.as_deref(),
+                                )
                                 .await?
                             {
                                 return Ok(response);
@@ -376,7 +392,15 @@ impl Transport {
         host: &str,
         scope: Option<&str>,
         challenge: Challenge,
+        refused: Option<&str>,
     ) -> Result<bool, TransportError> {
+        let _answering = self.answering.lock().await;
+        // Another request may have earned what this one needs meanwhile.
+        if let Some(current) = self.cached(host, scope) {
+            if Some(current.as_str()) != refused {
+                return Ok(true);
+            }
+        }
         let credential = self.credential_for(host)?;
         match challenge {
             Challenge::Basic => match credential {
