@@ -1,7 +1,9 @@
 //! The local image engine. It has no network code: blobs come in and go out
 //! through the content store's writers and readers, which the client feeds.
 //!
+//! - [`archive`]: docker-archive and OCI archive save and load.
 //! - [`store`]: the content store, an OCI image layout on disk (`oci-layout`,
 //!   `index.json`, `blobs/<alg>/<hex>`) that skopeo and umoci can read.
 
+pub mod archive;
 pub mod store;

@@ -178,6 +178,48 @@ fn docker_interop_both_ways_and_skopeo_reads_the_store() {
     let out = dockerd.docker_ok(&["run", "--rm", "--network", "none", &pushed]);
     assert_eq!(out.trim(), "hello via rctl");
 
+    // rctl save -> docker load -> run.
+    let archives = tempfile::tempdir().unwrap();
+    let saved = archives.path().join("saved.tar");
+    rctl.ok(&["save", "-o", &saved.display().to_string(), &pushed]);
+    dockerd.docker_ok(&["rmi", &pushed]);
+    let out = dockerd.docker_ok(&["load", "-i", &saved.display().to_string()]);
+    assert!(out.contains(&pushed), "{out}");
+    let out = dockerd.docker_ok(&["run", "--rm", "--network", "none", &pushed]);
+    assert_eq!(out.trim(), "hello via rctl");
+
+    // docker save -> rctl load (a fresh store) -> push -> docker pull -> run.
+    let from_docker = archives.path().join("docker.tar");
+    dockerd.docker_ok(&["save", "-o", &from_docker.display().to_string(), &built]);
+    let loader = Rctl::new();
+    let out = loader.ok(&["load", "-i", &from_docker.display().to_string()]);
+    assert!(out.contains(&format!("Loaded image: {built}")), "{out}");
+    let reloaded = format!("{host}/interop/loaded:3");
+    loader.ok(&["tag", &built, &reloaded]);
+    loader.ok(&["push", &reloaded]);
+    dockerd.docker_ok(&["pull", &reloaded]);
+    let out = dockerd.docker_ok(&["run", "--rm", "--network", "none", &reloaded]);
+    assert_eq!(out.trim(), "hello via rctl");
+
+    // OCI archive round trip keeps the digest.
+    let oci_archive = archives.path().join("oci.tar");
+    rctl.ok(&[
+        "save",
+        "--format",
+        "oci",
+        "-o",
+        &oci_archive.display().to_string(),
+        &pushed,
+    ]);
+    let other = Rctl::new();
+    other.ok(&["load", "-i", &oci_archive.display().to_string()]);
+    let a: Value = serde_json::from_str(&rctl.ok(&["inspect", &pushed])).unwrap();
+    let b: Value = serde_json::from_str(&other.ok(&["inspect", &pushed])).unwrap();
+    assert_eq!(
+        (a["Digest"].clone(), b["Source"].as_str()),
+        (b["Digest"].clone(), Some("local"))
+    );
+
     // skopeo reads the local store as an OCI layout. (Its oci: transport
     // lists only OCI-typed entries; docker schema2 manifests are kept
     // byte for byte, so the check uses an OCI image.)

@@ -6,6 +6,7 @@ use clap::Args;
 use rctl::copy::{CopyOptions, Location};
 use rctl::platform::Platform;
 use rctl::pull::{self, short, PullOptions};
+use rengine::archive::Format;
 use rengine::store::ImageRef;
 use serde_json::Value;
 
@@ -46,6 +47,26 @@ pub struct PushArgs {
     #[arg(long, default_value_t = 5)]
     max_concurrent_uploads: usize,
     /// Print nothing but errors.
+    #[arg(long, short = 'q')]
+    quiet: bool,
+}
+
+#[derive(Args)]
+pub struct SaveArgs {
+    images: Vec<String>,
+    /// Write to this file instead of standard output.
+    #[arg(long, short = 'o')]
+    output: Option<std::path::PathBuf>,
+    /// docker (what docker load reads) or oci (a tar of an OCI layout).
+    #[arg(long, default_value = "docker")]
+    format: String,
+}
+
+#[derive(Args)]
+pub struct LoadArgs {
+    /// Read from this file instead of standard input.
+    #[arg(long, short = 'i')]
+    input: Option<std::path::PathBuf>,
     #[arg(long, short = 'q')]
     quiet: bool,
 }
@@ -263,6 +284,79 @@ pub fn tag(context: &Context, source: &str, target: &str) -> Result<(), CliError
         .ok_or_else(|| format!("no such image: {source}"))?;
     image.name = reference(target)?.to_string();
     store.tag(&image)?;
+    Ok(())
+}
+
+pub fn save(context: &Context, args: SaveArgs) -> Result<(), CliError> {
+    use std::io::IsTerminal;
+    let format = match args.format.as_str() {
+        "docker" | "docker-archive" => Format::Docker,
+        "oci" | "oci-archive" => Format::Oci,
+        other => return Err(format!("unknown format {other:?} (docker or oci)").into()),
+    };
+    if args.images.is_empty() {
+        return Err("name at least one image to save".into());
+    }
+    let names = args
+        .images
+        .iter()
+        .map(|text| Ok(reference(text)?.to_string()))
+        .collect::<Result<Vec<_>, CliError>>()?;
+    let store = context.store()?;
+    match &args.output {
+        Some(path) => {
+            // Written beside the target and renamed, so a failed save leaves no half archive.
+            let temp = path.with_extension("partial");
+            let file = std::fs::File::create(&temp)?;
+            let result =
+                rengine::archive::save(&store, &names, format, std::io::BufWriter::new(file));
+            match result {
+                Ok(()) => std::fs::rename(&temp, path)?,
+                Err(e) => {
+                    let _ = std::fs::remove_file(&temp);
+                    return Err(e.into());
+                }
+            }
+        }
+        None => {
+            if std::io::stdout().is_terminal() {
+                return Err("cowardly refusing to write an archive to a terminal (use -o FILE or a redirect)".into());
+            }
+            rengine::archive::save(
+                &store,
+                &names,
+                format,
+                std::io::BufWriter::new(std::io::stdout().lock()),
+            )?;
+        }
+    }
+    Ok(())
+}
+
+pub fn load(context: &Context, args: LoadArgs) -> Result<(), CliError> {
+    let store = context.store()?;
+    // Names in the archive are read as references, so `busybox:1` lands
+    // where `rctl pull busybox:1` would put it.
+    let name_for = |name: &str| reference(name).ok().map(|r| r.to_string());
+    let loaded = match &args.input {
+        Some(path) => rengine::archive::load(
+            &store,
+            std::io::BufReader::new(std::fs::File::open(path)?),
+            &name_for,
+        )?,
+        None => rengine::archive::load(
+            &store,
+            std::io::BufReader::new(std::io::stdin().lock()),
+            &name_for,
+        )?,
+    };
+    for name in loaded {
+        if args.quiet {
+            println!("{name}");
+        } else {
+            println!("Loaded image: {name}");
+        }
+    }
     Ok(())
 }
 

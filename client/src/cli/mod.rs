@@ -63,6 +63,10 @@ enum Command {
     Tag { source: String, target: String },
     /// Remove image names, and the blobs no other image uses.
     Rmi { references: Vec<String> },
+    /// Write stored images to a tar archive (docker-archive, or OCI with --format oci).
+    Save(images::SaveArgs),
+    /// Read images from a docker-archive or OCI archive.
+    Load(images::LoadArgs),
 }
 
 /// What every verb may need.
@@ -122,5 +126,7 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
         Command::Images(args) => images::images(&context, args),
         Command::Tag { source, target } => images::tag(&context, &source, &target),
         Command::Rmi { references } => images::rmi(&context, &references),
+        Command::Save(args) => images::save(&context, args),
+        Command::Load(args) => images::load(&context, args),
     }
 }

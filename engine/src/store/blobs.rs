@@ -1,5 +1,7 @@
 //! Blobs: written through a [`BlobWriter`] that hashes while it copies and
-//! publishes the blob only once its digest (and size, when known) match.
+//! publishes the blob only once its digest (and size, when known) match;
+//! or, for content whose digest is learnt by reading it (archive entries),
+//! under the digest computed.
 
 use super::{io_error, ContentStore, Result, StoreError};
 use roci::{Digest, Hasher};
@@ -13,9 +15,9 @@ pub struct BlobWriter {
     temp: PathBuf,
     hasher: Hasher,
     written: u64,
-    expected: Digest,
-    expected_size: Option<u64>,
-    target: PathBuf,
+    /// The digest (and size) the content must have; `None` to take the computed one.
+    expected: Option<(Digest, Option<u64>)>,
+    store: ContentStore,
 }
 
 impl ContentStore {
@@ -28,9 +30,22 @@ impl ContentStore {
             temp,
             hasher: Hasher::new(expected.algorithm()),
             written: 0,
-            expected: expected.clone(),
-            expected_size: size,
-            target: self.blob_path(expected),
+            expected: Some((expected.clone(), size)),
+            store: self.clone(),
+        })
+    }
+
+    /// Starts writing a blob stored under the sha256 of whatever is written.
+    pub fn blob_writer_computed(&self) -> Result<BlobWriter> {
+        let temp = self.temp_path();
+        let file = File::create(&temp).map_err(io_error(&temp))?;
+        Ok(BlobWriter {
+            file: Some(file),
+            temp,
+            hasher: Hasher::new(roci::Algorithm::Sha256),
+            written: 0,
+            expected: None,
+            store: self.clone(),
         })
     }
 
@@ -86,11 +101,11 @@ impl BlobWriter {
     }
 
     pub fn write_chunk(&mut self, chunk: &[u8]) -> Result<()> {
-        if let Some(expected) = self.expected_size {
-            if self.written + chunk.len() as u64 > expected {
+        if let Some((digest, Some(expected))) = &self.expected {
+            if self.written + chunk.len() as u64 > *expected {
                 return Err(StoreError::SizeMismatch {
-                    digest: self.expected.clone(),
-                    expected,
+                    digest: digest.clone(),
+                    expected: *expected,
                     actual: self.written + chunk.len() as u64,
                 });
             }
@@ -112,26 +127,27 @@ impl BlobWriter {
             path: self.temp.clone(),
             source: std::io::Error::other("writer already finished"),
         })?;
-        if let Some(expected) = self.expected_size {
-            if self.written != expected {
+        let algorithm = self.hasher.algorithm();
+        let actual = std::mem::replace(&mut self.hasher, Hasher::new(algorithm)).finish();
+        if let Some((expected, size)) = &self.expected {
+            if size.is_some_and(|size| size != self.written) {
                 return Err(StoreError::SizeMismatch {
-                    digest: self.expected.clone(),
-                    expected,
+                    digest: expected.clone(),
+                    expected: size.unwrap_or_default(),
                     actual: self.written,
                 });
             }
-        }
-        let actual =
-            std::mem::replace(&mut self.hasher, Hasher::new(self.expected.algorithm())).finish();
-        if actual != self.expected {
-            return Err(StoreError::DigestMismatch {
-                expected: self.expected.clone(),
-                actual,
-            });
+            if &actual != expected {
+                return Err(StoreError::DigestMismatch {
+                    expected: expected.clone(),
+                    actual,
+                });
+            }
         }
         file.sync_all().map_err(io_error(&self.temp))?;
         drop(file);
-        std::fs::rename(&self.temp, &self.target).map_err(io_error(&self.target))?;
+        let target = self.store.blob_path(&actual);
+        std::fs::rename(&self.temp, &target).map_err(io_error(&target))?;
         Ok(actual)
     }
 }
