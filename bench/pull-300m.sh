@@ -1,0 +1,77 @@
+#!/usr/bin/env bash
+# Pull of a 5-layer image of about 300 MB (3 random, 2 compressible layers)
+# from one rregistry into a fresh store: rctl pull vs docker pull vs
+# skopeo copy docker:// oci:, alternating, median of RUNS runs. rctl is
+# also timed at several --max-concurrent-downloads settings.
+# Usage: bench/pull-300m.sh [RUNS]   (as root; needs dockerd, skopeo, a release build)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+RUNS=${1:-3}
+TARGET=${CARGO_TARGET_DIR:-target}/release
+[ -x "$TARGET/rregistry" ] && [ -x "$TARGET/rctl" ] || cargo build --release -p rregistry -p rctl
+WORK=$(mktemp -d /tmp/pull300.XXXXXX)
+PIDS=()
+cleanup() {
+  [ -f "$WORK/docker.pid" ] && kill "$(cat "$WORK/docker.pid")" 2>/dev/null && sleep 3
+  for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
+  rm -rf "$WORK" 2>/dev/null || true
+}
+trap cleanup EXIT
+
+PORT=5091
+cat > "$WORK/config.yml" <<YAML
+version: 0.1
+log:
+  level: error
+  accesslog:
+    disabled: true
+storage:
+  filesystem:
+    rootdirectory: $WORK/registry
+http:
+  addr: 127.0.0.1:$PORT
+YAML
+"$TARGET/rregistry" serve "$WORK/config.yml" >"$WORK/registry.log" 2>&1 &
+PIDS+=($!)
+dockerd --host "unix://$WORK/docker.sock" --data-root "$WORK/docker-data" --exec-root "$WORK/docker-exec" \
+  --pidfile "$WORK/docker.pid" --bridge=none --iptables=false --ip-forward=false --ip-masq=false >"$WORK/dockerd.log" 2>&1 &
+DOCKER="docker -H unix://$WORK/docker.sock"
+for _ in $(seq 120); do $DOCKER version >/dev/null 2>&1 && break; sleep 0.5; done
+
+# The image: 3 random layers of 100 MB and 2 compressible ones of 60 MB.
+mkdir -p "$WORK/ctx"
+for i in 1 2 3; do head -c 100000000 /dev/urandom > "$WORK/ctx/random$i"; done
+for i in 1 2; do (yes "compressible line $i of the benchmark image" || true) | head -c 60000000 > "$WORK/ctx/text$i"; done
+printf 'FROM scratch\nCOPY random1 /r1\nCOPY random2 /r2\nCOPY random3 /r3\nCOPY text1 /t1\nCOPY text2 /t2\n' > "$WORK/ctx/Dockerfile"
+IMAGE=127.0.0.1:$PORT/bench/pull:1
+DOCKER_BUILDKIT=0 $DOCKER build -q -t "$IMAGE" "$WORK/ctx" >/dev/null
+$DOCKER push "$IMAGE" >/dev/null
+SIZE=$(du -sb "$WORK/registry/blobs" | cut -f1)
+$DOCKER rmi "$IMAGE" >/dev/null
+
+t() { local s e; s=$(date +%s.%N); "$@" >/dev/null 2>&1; e=$(date +%s.%N); echo "$e - $s" | bc -l; }
+median() { sort -n | awk '{a[NR]=$1} END{print a[int((NR+1)/2)]}'; }
+rctl_pull() { rm -rf "$WORK/rctl"; "$TARGET/rctl" --root "$WORK/rctl" pull -q --max-concurrent-downloads "$1" "$IMAGE"; }
+docker_pull() { $DOCKER rmi "$IMAGE" >/dev/null 2>&1 || true; $DOCKER pull -q "$IMAGE"; }
+skopeo_copy() { rm -rf "$WORK/oci"; skopeo copy -q --src-tls-verify=false "docker://$IMAGE" "oci:$WORK/oci:bench"; }
+
+for c in 1 3 5; do : > "$WORK/rctl-$c"; done
+: > "$WORK/docker"; : > "$WORK/skopeo"
+for _ in $(seq "$RUNS"); do
+  sync
+  t rctl_pull 3 >> "$WORK/rctl-3"
+  sync
+  t docker_pull >> "$WORK/docker"
+  sync
+  t skopeo_copy >> "$WORK/skopeo"
+  sync
+  t rctl_pull 1 >> "$WORK/rctl-1"
+  sync
+  t rctl_pull 5 >> "$WORK/rctl-5"
+done
+r=$(median < "$WORK/rctl-3"); d=$(median < "$WORK/docker"); s=$(median < "$WORK/skopeo")
+printf 'pull of a 5-layer image, %s bytes of blobs on the registry (median of %s)\n' "$SIZE" "$RUNS"
+printf '%-34s %8.2f s\n' "rctl pull (3 downloads at once)" "$r"
+printf '%-34s %8.2f s   rctl is %.1fx faster\n' "docker pull" "$d" "$(echo "$d / $r" | bc -l)"
+printf '%-34s %8.2f s   rctl is %.1fx faster\n' "skopeo copy docker:// oci:" "$s" "$(echo "$s / $r" | bc -l)"
+for c in 1 5; do printf '%-34s %8.2f s\n' "rctl pull ($c at once)" "$(median < "$WORK/rctl-$c")"; done
