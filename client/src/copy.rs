@@ -118,8 +118,12 @@ pub async fn copy(
         }
         (Location::Layout { path, name }, Location::Registry(to)) => {
             let store = ContentStore::open(path)?;
-            let pushed =
-                push::push(transport, &store, name, to, 4, options.report.as_ref()).await?;
+            let push_options = push::PushOptions {
+                max_concurrent_uploads: 4,
+                chunk_size: None,
+                report: options.report.as_ref(),
+            };
+            let pushed = push::push(transport, &store, name, to, &push_options).await?;
             Ok(pushed.digest)
         }
         (Location::Layout { .. }, Location::Layout { .. }) => Err(CopyError::Invalid(

@@ -303,6 +303,79 @@ impl<'a> Registry<'a> {
         }
     }
 
+    /// Uploads a file's blob in chunks of `chunk` bytes (`PATCH` with
+    /// `Content-Range`), then completes it. A chunk the registry refuses
+    /// with 416 (say, after a retry whose first try partly arrived) is
+    /// followed by asking where the upload stands and going on from there.
+    pub async fn upload_blob_chunked(
+        &self,
+        repo: &str,
+        digest: &Digest,
+        path: &std::path::Path,
+        size: u64,
+        chunk: u64,
+    ) -> Result<(), ApiError> {
+        let what = format!("uploading blob {digest} to {}/{repo} in chunks", self.host);
+        let start = Request::new(
+            Method::POST,
+            self.url(&format!("/v2/{repo}/blobs/uploads/")),
+            push_scope(repo),
+        );
+        let response = self.transport.send(&start).await?;
+        if response.status() != 202 {
+            return Err(refused(what, response).await);
+        }
+        let mut location = self.location(&what, &response)?;
+        let mut offset = 0u64;
+        let mut refusals = 0;
+        while offset < size {
+            let len = chunk.max(1).min(size - offset);
+            let patch = Request::new(Method::PATCH, self.url(&location), push_scope(repo))
+                .header("content-type", "application/octet-stream")
+                .header("content-range", format!("{offset}-{}", offset + len - 1))
+                .body(Body::File {
+                    path: path.to_path_buf(),
+                    offset,
+                    len,
+                });
+            let response = self.transport.send(&patch).await?;
+            match response.status().as_u16() {
+                202 => {
+                    location = self.location(&what, &response)?;
+                    offset += len;
+                }
+                416 if refusals < 3 => {
+                    refusals += 1;
+                    let status = Request::new(Method::GET, self.url(&location), push_scope(repo));
+                    let response = self.transport.send(&status).await?;
+                    let end = response
+                        .headers()
+                        .get("range")
+                        .and_then(|v| v.to_str().ok())
+                        .and_then(|r| r.split('-').nth(1))
+                        .and_then(|e| e.parse::<u64>().ok());
+                    offset = match end {
+                        Some(end) if end > 0 || offset > 0 => end + 1,
+                        _ => 0,
+                    };
+                }
+                _ => return Err(refused(what, response).await),
+            }
+        }
+        let separator = if location.contains('?') { '&' } else { '?' };
+        let put = Request::new(
+            Method::PUT,
+            self.url(&format!("{location}{separator}digest={digest}")),
+            push_scope(repo),
+        );
+        let response = self.transport.send(&put).await?;
+        if response.status() == 201 || response.status() == 204 {
+            Ok(())
+        } else {
+            Err(refused(what, response).await)
+        }
+    }
+
     /// Uploads a blob whose bytes arrive as a stream (a copy between
     /// registries): the upload is opened with retries, the body sent once.
     pub async fn upload_blob_stream(

@@ -35,13 +35,35 @@ pub enum PullError {
     },
 }
 
+/// What a pull reports as it goes, for a display to render.
+#[derive(Debug)]
+pub enum Event<'a> {
+    /// Bytes of a blob written so far (sent after every chunk).
+    Progress {
+        digest: &'a Digest,
+        written: u64,
+        size: u64,
+    },
+    /// A blob is finished: `Pull complete` or `Already exists`.
+    Done {
+        digest: &'a Digest,
+        status: &'static str,
+    },
+    /// A download broke off and resumes.
+    Resuming {
+        digest: &'a Digest,
+        written: u64,
+        size: u64,
+        why: String,
+    },
+}
+
 pub struct PullOptions {
     pub platform: Platform,
     pub max_concurrent_downloads: usize,
     /// The name the image gets in the store (default `host/repo:tag`, or `host/repo@digest`).
     pub name: Option<String>,
-    /// Called with one line per event (layer done, already present, resuming).
-    pub report: Box<dyn Fn(String) + Send + Sync>,
+    pub report: Box<dyn Fn(Event<'_>) + Send + Sync>,
 }
 
 /// What a pull did.
@@ -140,12 +162,21 @@ pub async fn pull(
     let results = futures_util::stream::iter(blobs.into_iter().map(|(digest, size)| {
         let registry = &registry;
         async move {
+            let place = format!("{}/{repo}", registry.host());
             if store.blob_size(&digest) == Some(size) {
-                (options.report)(format!("{}: Already exists", short(&digest)));
+                store.add_origin(&digest, &place)?;
+                (options.report)(Event::Done {
+                    digest: &digest,
+                    status: "Already exists",
+                });
                 return Ok(false);
             }
             download(registry, repo, store, &digest, size, options).await?;
-            (options.report)(format!("{}: Pull complete", short(&digest)));
+            store.add_origin(&digest, &place)?;
+            (options.report)(Event::Done {
+                digest: &digest,
+                status: "Pull complete",
+            });
             Ok::<bool, PullError>(true)
         }
     }))
@@ -212,7 +243,14 @@ async fn download(
         let mut broken = None;
         while let Some(chunk) = body.next().await {
             match chunk {
-                Ok(chunk) => tokio::task::block_in_place(|| writer.write_chunk(&chunk))?,
+                Ok(chunk) => {
+                    tokio::task::block_in_place(|| writer.write_chunk(&chunk))?;
+                    (options.report)(Event::Progress {
+                        digest,
+                        written: writer.written(),
+                        size,
+                    });
+                }
                 Err(e) => {
                     broken = Some(e.to_string());
                     break;
@@ -230,11 +268,12 @@ async fn download(
                 message: why,
             });
         }
-        (options.report)(format!(
-            "{}: {why}; resuming at {} of {size} bytes",
-            short(digest),
-            writer.written()
-        ));
+        (options.report)(Event::Resuming {
+            digest,
+            written: writer.written(),
+            size,
+            why,
+        });
         tokio::time::sleep(Duration::from_millis(200 * u64::from(attempt))).await;
     }
     tokio::task::block_in_place(|| writer.commit())?;

@@ -32,15 +32,24 @@ pub struct Pushed {
     pub skipped: usize,
 }
 
+/// How a push goes.
+pub struct PushOptions<'a> {
+    pub max_concurrent_uploads: usize,
+    /// Upload in `PATCH` chunks of this many bytes instead of one request per blob.
+    pub chunk_size: Option<u64>,
+    /// Called with one line per blob (pushed, mounted, already there).
+    pub report: &'a (dyn Fn(String) + Send + Sync),
+}
+
 /// Pushes the stored image `name` to `reference`.
 pub async fn push(
     transport: &Transport,
     store: &ContentStore,
     name: &str,
     reference: &ImageReference,
-    max_concurrent_uploads: usize,
-    report: &(dyn Fn(String) + Send + Sync),
+    options: &PushOptions<'_>,
 ) -> Result<Pushed, PushError> {
+    let report = options.report;
     let name = name.to_string();
     let image = store
         .resolve(&name)?
@@ -77,20 +86,41 @@ pub async fn push(
                 report(format!("{}: Layer already exists", short(&digest)));
                 return Ok(false);
             }
+            // Pulled from another repository of this registry: mount it from there.
+            let prefix = format!("{}/", registry.host());
+            for place in store.origins(&digest) {
+                let Some(from) = place.strip_prefix(&prefix).filter(|from| *from != repo) else {
+                    continue;
+                };
+                if registry.mount_blob(repo, &digest, from).await? {
+                    report(format!("{}: Mounted from {from}", short(&digest)));
+                    return Ok(false);
+                }
+            }
             let len = store
                 .blob_size(&digest)
                 .ok_or_else(|| StoreError::BlobUnknown(digest.clone()))?;
-            let body = Body::File {
-                path: store.blob_path(&digest),
-                offset: 0,
-                len,
-            };
-            registry.upload_blob(repo, &digest, body).await?;
+            let path = store.blob_path(&digest);
+            match options.chunk_size {
+                Some(chunk) => {
+                    registry
+                        .upload_blob_chunked(repo, &digest, &path, len, chunk)
+                        .await?
+                }
+                None => {
+                    let body = Body::File {
+                        path,
+                        offset: 0,
+                        len,
+                    };
+                    registry.upload_blob(repo, &digest, body).await?
+                }
+            }
             report(format!("{}: Pushed", short(&digest)));
             Ok::<bool, PushError>(true)
         }
     }))
-    .buffer_unordered(max_concurrent_uploads.max(1))
+    .buffer_unordered(options.max_concurrent_uploads.max(1))
     .collect::<Vec<_>>()
     .await;
     let (mut uploaded, mut skipped) = (0, 0);

@@ -109,6 +109,10 @@ async fn pull_push_and_the_local_store() {
     rctl.ok(&["tag", &name, &target]);
     let out = rctl.ok(&["push", &target]);
     assert!(out.contains(&format!("2: digest: {amd64} size:")), "{out}");
+    assert!(
+        out.contains("Mounted from src/app") && !out.contains("Pushed"),
+        "blobs pulled from src/app were uploaded again instead of mounted: {out}"
+    );
     let out = rctl.ok(&["push", &target]);
     assert!(
         out.contains("Layer already exists") && !out.contains("Pushed"),
@@ -349,4 +353,40 @@ async fn pull_resumes_after_registry_restart() {
     )
     .unwrap();
     assert_eq!(sha256(&stored), digest);
+}
+
+/// A chunked push (`--chunk-size`) to another registry, pulled back whole.
+#[tokio::test(flavor = "multi_thread")]
+async fn chunked_push_to_another_registry() {
+    let source = RegistryProcess::start(RegistryOptions::default());
+    let target = RegistryProcess::start(RegistryOptions::default());
+    let layers = vec![layer(21, 300_000), layer(22, 10)];
+    let (digest, _) = push_image(
+        &http_client(),
+        &source.url(),
+        "chunks/app",
+        "1",
+        "amd64",
+        &layers,
+    )
+    .await;
+    let rctl = Rctl::new();
+    let from = format!("{}/chunks/app:1", source.host());
+    let to = format!("{}/chunks/app:1", target.host());
+    rctl.ok(&["pull", "-q", &from]);
+    rctl.ok(&["tag", &from, &to]);
+    let out = rctl.run(&["-D", "push", "--chunk-size", "65536", &to]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    let patches = stderr
+        .lines()
+        .filter(|l| l.contains("PATCH") && l.contains("202"))
+        .count();
+    assert!(
+        patches >= 5,
+        "a 300 kB layer in 64 KiB chunks took {patches} PATCH requests:\n{stderr}"
+    );
+    let fresh = Rctl::new();
+    fresh.ok(&["pull", "-q", &to]);
+    assert_eq!(fresh.ok(&["digest", &to]).trim(), digest);
 }

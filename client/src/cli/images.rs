@@ -1,6 +1,7 @@
 //! Verbs on the local store: pull, push, images, tag, rmi. Output follows
 //! docker's wording where docker has the verb.
 
+use super::progress::Display;
 use super::{reference, CliError, Context};
 use clap::Args;
 use rctl::copy::{CopyOptions, Location};
@@ -46,6 +47,9 @@ pub struct PushArgs {
     /// Layers uploaded at once.
     #[arg(long, default_value_t = 5)]
     max_concurrent_uploads: usize,
+    /// Upload each layer in chunks of this many bytes (PATCH with Content-Range).
+    #[arg(long, value_name = "BYTES", value_parser = clap::value_parser!(u64).range(1..))]
+    chunk_size: Option<u64>,
     /// Print nothing but errors.
     #[arg(long, short = 'q')]
     quiet: bool,
@@ -87,19 +91,17 @@ pub async fn pull(context: &Context, args: PullArgs) -> Result<(), CliError> {
     if reference.tag.is_none() && reference.digest.is_none() && !args.quiet {
         println!("Using default tag: latest");
     }
-    let quiet = args.quiet;
+    let display = std::sync::Arc::new(Display::for_stdout(args.quiet));
+    let shown = display.clone();
     let options = PullOptions {
         platform,
         max_concurrent_downloads: args.max_concurrent_downloads,
         name: None,
-        report: Box::new(move |line| {
-            if !quiet {
-                println!("{line}");
-            }
-        }),
+        report: Box::new(move |event| shown.event(event)),
     };
     let store = context.store()?;
     let pulled = pull::pull(&context.transport, &store, &reference, &options).await?;
+    display.finish();
     if !args.quiet {
         println!("Digest: {}", pulled.digest);
         if pulled.downloaded == 0 {
@@ -146,13 +148,17 @@ pub async fn push(context: &Context, args: PushArgs) -> Result<(), CliError> {
         }
     };
     let store = context.store()?;
+    let options = rctl::push::PushOptions {
+        max_concurrent_uploads: args.max_concurrent_uploads,
+        chunk_size: args.chunk_size,
+        report: &report,
+    };
     let pushed = rctl::push::push(
         &context.transport,
         &store,
         &reference.to_string(),
         &reference,
-        args.max_concurrent_uploads,
-        &report,
+        &options,
     )
     .await?;
     if !quiet {

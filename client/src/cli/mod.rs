@@ -2,6 +2,7 @@
 //! transport, the content store, reference parsing).
 
 mod images;
+mod progress;
 mod remote;
 
 use clap::{Parser, Subcommand};

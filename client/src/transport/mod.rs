@@ -291,6 +291,14 @@ impl Transport {
             attempt += 1;
             let auth = self.cached(&host, request.scope.as_deref());
             let result = self.build(request, auth.as_deref())?.send().await;
+            if let Ok(response) = &result {
+                tracing::debug!(
+                    "{} {} -> {}",
+                    request.method,
+                    request.url,
+                    response.status()
+                );
+            }
             match result {
                 Ok(response) if response.status() == 401 && !authenticated => {
                     authenticated = true;

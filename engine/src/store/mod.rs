@@ -5,6 +5,7 @@
 //! <root>/index.json              named images: descriptors annotated with
 //!                                org.opencontainers.image.ref.name
 //! <root>/blobs/<alg>/<hex>       every blob and manifest, once, shared by all images
+//! <root>/origins/<alg>/<hex>     where a blob was pulled from (host/repository lines)
 //! <root>/tmp/                    writes in progress (cleared on open)
 //! <root>/.lock                   held (flock) while index.json changes or blobs are collected
 //! ```
@@ -16,8 +17,10 @@
 //!
 //! - [`blobs`]: writing (verified) and reading blobs.
 //! - [`refs`]: image names in `index.json`, and collection of unused blobs.
+//! - [`origins`]: where blobs were pulled from, for mounts on push.
 
 pub mod blobs;
+pub mod origins;
 pub mod refs;
 
 pub use blobs::BlobWriter;
