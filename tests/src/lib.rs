@@ -5,10 +5,10 @@
 
 pub mod api;
 pub mod docker;
+pub mod front;
 pub mod process;
 pub mod rctl;
 pub mod registry;
-pub mod token_front;
 
 pub use process::{free_port, require_tool, Child};
 pub use registry::{RegistryOptions, RegistryProcess};

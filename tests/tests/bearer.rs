@@ -1,12 +1,12 @@
 //! rctl through the docker token flow: `rctl login` earns an identity
 //! (refresh) token and stores it in config.json; push and pull then get
 //! scoped Bearer tokens with it (OAuth2 `grant_type=refresh_token`).
-//! The token server is the test's own (tests/src/token_front.rs) until
+//! The token server is the test's own (tests/src/front.rs) until
 //! rregistry's token auth lands; the registry behind it is the real one.
 
 use e2e::api::push_image;
+use e2e::front::TokenFront;
 use e2e::rctl::Rctl;
-use e2e::token_front::TokenFront;
 use e2e::{http_client, RegistryOptions, RegistryProcess};
 use serde_json::Value;
 use std::io::Write;

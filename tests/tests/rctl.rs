@@ -390,3 +390,99 @@ async fn chunked_push_to_another_registry() {
     fresh.ok(&["pull", "-q", &to]);
     assert_eq!(fresh.ok(&["digest", &to]).trim(), digest);
 }
+
+/// A registry that answers 429 (Retry-After) and 503: rctl waits, retries,
+/// says so, and completes the pull.
+#[tokio::test(flavor = "multi_thread")]
+async fn overloaded_registry_is_retried_and_said_so() {
+    let registry = RegistryProcess::start(RegistryOptions::default());
+    let (digest, _) = push_image(
+        &http_client(),
+        &registry.url(),
+        "busy/app",
+        "1",
+        "amd64",
+        &[layer(31, 5000)],
+    )
+    .await;
+    let flaky = e2e::front::FlakyFront::start(&registry.url()).await;
+    let rctl = Rctl::new();
+    let started = std::time::Instant::now();
+    let name = format!("{}/busy/app:1", flaky.host());
+    let out = rctl.run(&["pull", "--max-concurrent-downloads", "1", &name]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert_eq!(flaky.faults_left(), 0, "the faults were never met");
+    assert!(
+        stderr.contains("429") && stderr.contains("retrying in 1.0s"),
+        "429 retry not shown: {stderr}"
+    );
+    assert!(
+        stderr.contains("503") && stderr.contains("retrying"),
+        "503 retry not shown: {stderr}"
+    );
+    assert!(
+        started.elapsed() >= Duration::from_secs(1),
+        "Retry-After: 1 was not honoured"
+    );
+    let fresh = Rctl::new();
+    assert_eq!(fresh.ok(&["digest", &name]).trim(), digest);
+}
+
+/// Several rctl processes pulling into one store at once: every image
+/// lands, named, and the layout stays readable.
+#[tokio::test(flavor = "multi_thread")]
+async fn concurrent_processes_share_one_store() {
+    let registry = RegistryProcess::start(RegistryOptions::default());
+    let client = http_client();
+    let shared = layer(40, 200_000);
+    for i in 0..6u8 {
+        push_image(
+            &client,
+            &registry.url(),
+            &format!("many/img{i}"),
+            "1",
+            "amd64",
+            &[shared.clone(), layer(41 + i, 100_000)],
+        )
+        .await;
+    }
+    let rctl = Rctl::new();
+    let children: Vec<_> = (0..6)
+        .map(|i| {
+            rctl.command()
+                .args(["pull", "-q", &format!("{}/many/img{i}:1", registry.host())])
+                .stdout(std::process::Stdio::null())
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    for child in children {
+        let out = child.wait_with_output().unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let index: Value =
+        serde_json::from_slice(&std::fs::read(rctl.root().join("index.json")).unwrap()).unwrap();
+    assert_eq!(
+        index["manifests"].as_array().map(Vec::len),
+        Some(6),
+        "{index}"
+    );
+    assert_eq!(rctl.ok(&["images", "-q"]).lines().count(), 6);
+    // The shared layer is stored once.
+    assert!(rctl
+        .root()
+        .join("blobs/sha256")
+        .join(&sha256(&shared)["sha256:".len()..])
+        .exists());
+    assert_eq!(
+        blob_count(rctl.root()),
+        1 + 6 * 3,
+        "one shared layer, and per image a layer, a config and a manifest"
+    );
+}

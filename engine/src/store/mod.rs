@@ -71,12 +71,14 @@ const LAYOUT: &str = "{\"imageLayoutVersion\":\"1.0.0\"}";
 impl ContentStore {
     /// Opens the store at `root`, creating the layout if it is new and
     /// clearing writes a killed process left in `tmp/`.
+    ///
+    /// Other processes may be using the store: `tmp/` is cleared only when
+    /// no write session is open (every temp file is written inside one, or
+    /// under the index lock, which is held here too), and the layout files
+    /// are created under the index lock.
     pub fn open(root: impl Into<PathBuf>) -> Result<ContentStore> {
         let root = root.into();
         let tmp = root.join("tmp");
-        if tmp.exists() {
-            std::fs::remove_dir_all(&tmp).map_err(io_error(&tmp))?;
-        }
         for dir in [
             root.join("blobs/sha256"),
             root.join("blobs/sha512"),
@@ -85,6 +87,14 @@ impl ContentStore {
             std::fs::create_dir_all(&dir).map_err(io_error(&dir))?;
         }
         let store = ContentStore { root };
+        let unused = store.try_lock_exclusive(".gc.lock")?;
+        let _index = store.lock_exclusive(".index.lock")?;
+        if unused.is_some() {
+            for entry in std::fs::read_dir(&tmp).map_err(io_error(&tmp))? {
+                let path = entry.map_err(io_error(&tmp))?.path();
+                let _ = std::fs::remove_file(&path);
+            }
+        }
         let layout = store.root.join("oci-layout");
         if !layout.exists() {
             store.write_atomic(&layout, LAYOUT.as_bytes())?;

@@ -71,6 +71,23 @@ fn image_ref(entry: &Value) -> Option<ImageRef> {
 pub struct StoreLock(#[allow(dead_code)] Flock<File>);
 
 impl ContentStore {
+    pub(crate) fn lock_exclusive(&self, name: &str) -> Result<StoreLock> {
+        self.lock(name, FlockArg::LockExclusive)
+    }
+
+    /// The lock if it is free now, `None` if another process holds it.
+    pub(crate) fn try_lock_exclusive(&self, name: &str) -> Result<Option<StoreLock>> {
+        match self.lock(name, FlockArg::LockExclusiveNonblock) {
+            Ok(lock) => Ok(Some(lock)),
+            Err(StoreError::Io { source, .. })
+                if source.kind() == std::io::ErrorKind::WouldBlock =>
+            {
+                Ok(None)
+            }
+            Err(e) => Err(e),
+        }
+    }
+
     fn lock(&self, name: &str, arg: FlockArg) -> Result<StoreLock> {
         let path = self.root.join(name);
         let file = File::options()

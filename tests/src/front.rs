@@ -1,12 +1,16 @@
-//! A stand-in for token authentication until rregistry has its own
-//! (issue 7): a docker-spec token endpoint and a front that demands its
-//! Bearer tokens, run inside the test, in front of a real rregistry.
+//! Fronts run inside a test, in front of a real rregistry, for what the
+//! registry cannot be made to do itself:
 //!
-//! `GET /token` takes Basic credentials (and, with `offline_token=true`,
-//! also hands out a refresh token); `POST /token` takes
-//! `grant_type=refresh_token`. Tokens name the scopes they grant; the front
-//! answers 401 with the exact challenge clients need when a request's
-//! token lacks its repository or action, and forwards the rest.
+//! - [`TokenFront`]: token authentication until rregistry has its own
+//!   (issue 7): a docker-spec token endpoint and a front that demands its
+//!   Bearer tokens. `GET /token` takes Basic credentials (and, with
+//!   `offline_token=true`, also hands out a refresh token); `POST /token`
+//!   takes `grant_type=refresh_token`. Tokens name the scopes they grant;
+//!   the front answers 401 with the exact challenge clients need when a
+//!   request's token lacks its repository or action, and forwards the rest.
+//! - [`FlakyFront`]: answers the first blob downloads with 429
+//!   (`Retry-After: 1`) and then 503, as an overloaded registry does, then
+//!   forwards.
 
 use axum::body::Body;
 use axum::extract::{Request, State};
@@ -16,7 +20,15 @@ use base64::Engine;
 use futures_util::TryStreamExt;
 use std::sync::{Arc, Mutex};
 
+/// What a front does with a request before (or instead of) forwarding it.
+enum Gate {
+    Token,
+    /// Faults answered to blob GETs, last first, before they are forwarded.
+    Faults(Mutex<Vec<(u16, Option<&'static str>)>>),
+}
+
 struct Front {
+    gate: Gate,
     upstream: String,
     user: String,
     password: String,
@@ -33,30 +45,35 @@ pub struct TokenFront {
     task: tokio::task::JoinHandle<()>,
 }
 
+async fn spawn(upstream: &str, user: &str, password: &str, gate: Gate) -> TokenFront {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind front");
+    let port = listener.local_addr().expect("addr").port();
+    let state = Arc::new(Front {
+        gate,
+        upstream: upstream.to_string(),
+        user: user.to_string(),
+        password: password.to_string(),
+        realm: format!("http://127.0.0.1:{port}/token"),
+        token_requests: Mutex::new(Vec::new()),
+        http: reqwest::Client::builder()
+            .no_proxy()
+            .build()
+            .expect("client"),
+    });
+    let app = axum::Router::new()
+        .fallback(handle)
+        .with_state(state.clone());
+    let task = tokio::spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
+    TokenFront { port, state, task }
+}
+
 impl TokenFront {
     pub async fn start(upstream: &str, user: &str, password: &str) -> TokenFront {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind front");
-        let port = listener.local_addr().expect("addr").port();
-        let state = Arc::new(Front {
-            upstream: upstream.to_string(),
-            user: user.to_string(),
-            password: password.to_string(),
-            realm: format!("http://127.0.0.1:{port}/token"),
-            token_requests: Mutex::new(Vec::new()),
-            http: reqwest::Client::builder()
-                .no_proxy()
-                .build()
-                .expect("client"),
-        });
-        let app = axum::Router::new()
-            .fallback(handle)
-            .with_state(state.clone());
-        let task = tokio::spawn(async move {
-            let _ = axum::serve(listener, app).await;
-        });
-        TokenFront { port, state, task }
+        spawn(upstream, user, password, Gate::Token).await
     }
 
     pub fn host(&self) -> String {
@@ -117,6 +134,23 @@ fn needs(method: &axum::http::Method, path: &str) -> Option<(String, bool)> {
 async fn handle(State(front): State<Arc<Front>>, request: Request) -> Response {
     let path = request.uri().path().to_string();
     let query = request.uri().query().unwrap_or("").to_string();
+    if let Gate::Faults(faults) = &front.gate {
+        if request.method() == axum::http::Method::GET && path.contains("/blobs/sha256:") {
+            let fault = faults.lock().unwrap().pop();
+            if let Some((status, retry_after)) = fault {
+                let status =
+                    StatusCode::from_u16(status).unwrap_or(StatusCode::SERVICE_UNAVAILABLE);
+                let mut response = (status, "busy").into_response();
+                if let Some(seconds) = retry_after {
+                    response
+                        .headers_mut()
+                        .insert("retry-after", seconds.parse().unwrap());
+                }
+                return response;
+            }
+        }
+        return forward(&front, request, &path, &query).await;
+    }
     if path == "/token" {
         return token(
             &front,
@@ -241,4 +275,28 @@ async fn forward(front: &Front, request: Request, path: &str, query: &str) -> Re
     builder
         .body(Body::from_stream(response.bytes_stream()))
         .unwrap_or_else(|e| (StatusCode::BAD_GATEWAY, e.to_string()).into_response())
+}
+
+/// A front that answers the first blob downloads with faults.
+pub struct FlakyFront(TokenFront);
+
+impl FlakyFront {
+    /// Answers the first blob GET with 429 (`Retry-After: 1`) and the
+    /// second with 503, then forwards everything.
+    pub async fn start(upstream: &str) -> FlakyFront {
+        let faults = vec![(503, None), (429, Some("1"))];
+        FlakyFront(spawn(upstream, "", "", Gate::Faults(Mutex::new(faults))).await)
+    }
+
+    pub fn host(&self) -> String {
+        self.0.host()
+    }
+
+    /// How many faults are still to be served.
+    pub fn faults_left(&self) -> usize {
+        match &self.0.state.gate {
+            Gate::Faults(faults) => faults.lock().unwrap().len(),
+            Gate::Token => 0,
+        }
+    }
 }
