@@ -268,15 +268,8 @@ impl<'a> Registry<'a> {
         }
     }
 
-    /// Uploads a blob in one request after opening an upload (the path every
-    /// registry takes), or not at all when `POST ?digest=` already stored it.
-    pub async fn upload_blob(
-        &self,
-        repo: &str,
-        digest: &Digest,
-        body: Body,
-    ) -> Result<(), ApiError> {
-        let what = format!("uploading blob {digest} to {}/{repo}", self.host);
+    /// Opens an upload session in `repo`; returns its `Location`.
+    async fn open_upload(&self, repo: &str, what: &str) -> Result<String, ApiError> {
         let start = Request::new(
             Method::POST,
             self.url(&format!("/v2/{repo}/blobs/uploads/")),
@@ -284,23 +277,46 @@ impl<'a> Registry<'a> {
         );
         let response = self.transport.send(&start).await?;
         if response.status() != 202 {
-            return Err(refused(what, response).await);
+            return Err(refused(what.to_string(), response).await);
         }
-        let location = self.location(&what, &response)?;
+        self.location(what, &response)
+    }
+
+    /// The `PUT` that completes an upload at `location` as `digest`.
+    fn completion(&self, repo: &str, location: &str, digest: &Digest) -> Request {
         let separator = if location.contains('?') { '&' } else { '?' };
-        let put = Request::new(
+        Request::new(
             Method::PUT,
             self.url(&format!("{location}{separator}digest={digest}")),
             push_scope(repo),
         )
-        .header("content-type", "application/octet-stream")
-        .body(body);
-        let response = self.transport.send(&put).await?;
+    }
+
+    /// Whether the completing `PUT` was accepted.
+    async fn completed(what: String, response: Response) -> Result<(), ApiError> {
         if response.status() == 201 || response.status() == 204 {
             Ok(())
         } else {
             Err(refused(what, response).await)
         }
+    }
+
+    /// Uploads a blob with one `PUT` of the whole body after opening an
+    /// upload: the path every registry takes (Distribution 2.8 does not
+    /// take `POST ?digest=` with a body).
+    pub async fn upload_blob(
+        &self,
+        repo: &str,
+        digest: &Digest,
+        body: Body,
+    ) -> Result<(), ApiError> {
+        let what = format!("uploading blob {digest} to {}/{repo}", self.host);
+        let location = self.open_upload(repo, &what).await?;
+        let put = self
+            .completion(repo, &location, digest)
+            .header("content-type", "application/octet-stream")
+            .body(body);
+        Self::completed(what, self.transport.send(&put).await?).await
     }
 
     /// Uploads a file's blob in chunks of `chunk` bytes (`PATCH` with
@@ -316,16 +332,7 @@ impl<'a> Registry<'a> {
         chunk: u64,
     ) -> Result<(), ApiError> {
         let what = format!("uploading blob {digest} to {}/{repo} in chunks", self.host);
-        let start = Request::new(
-            Method::POST,
-            self.url(&format!("/v2/{repo}/blobs/uploads/")),
-            push_scope(repo),
-        );
-        let response = self.transport.send(&start).await?;
-        if response.status() != 202 {
-            return Err(refused(what, response).await);
-        }
-        let mut location = self.location(&what, &response)?;
+        let mut location = self.open_upload(repo, &what).await?;
         let mut offset = 0u64;
         let mut refusals = 0;
         while offset < size {
@@ -362,18 +369,8 @@ impl<'a> Registry<'a> {
                 _ => return Err(refused(what, response).await),
             }
         }
-        let separator = if location.contains('?') { '&' } else { '?' };
-        let put = Request::new(
-            Method::PUT,
-            self.url(&format!("{location}{separator}digest={digest}")),
-            push_scope(repo),
-        );
-        let response = self.transport.send(&put).await?;
-        if response.status() == 201 || response.status() == 204 {
-            Ok(())
-        } else {
-            Err(refused(what, response).await)
-        }
+        let put = self.completion(repo, &location, digest);
+        Self::completed(what, self.transport.send(&put).await?).await
     }
 
     /// Uploads a blob whose bytes arrive as a stream (a copy between
@@ -386,30 +383,12 @@ impl<'a> Registry<'a> {
         body: reqwest::Body,
     ) -> Result<(), ApiError> {
         let what = format!("uploading blob {digest} to {}/{repo}", self.host);
-        let start = Request::new(
-            Method::POST,
-            self.url(&format!("/v2/{repo}/blobs/uploads/")),
-            push_scope(repo),
-        );
-        let response = self.transport.send(&start).await?;
-        if response.status() != 202 {
-            return Err(refused(what, response).await);
-        }
-        let location = self.location(&what, &response)?;
-        let separator = if location.contains('?') { '&' } else { '?' };
-        let put = Request::new(
-            Method::PUT,
-            self.url(&format!("{location}{separator}digest={digest}")),
-            push_scope(repo),
-        )
-        .header("content-type", "application/octet-stream")
-        .header("content-length", size.to_string());
-        let response = self.transport.send_stream(&put, body).await?;
-        if response.status() == 201 || response.status() == 204 {
-            Ok(())
-        } else {
-            Err(refused(what, response).await)
-        }
+        let location = self.open_upload(repo, &what).await?;
+        let put = self
+            .completion(repo, &location, digest)
+            .header("content-type", "application/octet-stream")
+            .header("content-length", size.to_string());
+        Self::completed(what, self.transport.send_stream(&put, body).await?).await
     }
 
     /// Mounts a blob from another repository of this registry; `false`

@@ -83,6 +83,27 @@ impl Dockerd {
     }
 }
 
+/// A build context holding busybox-static and `files` (name, contents),
+/// with a Dockerfile `FROM scratch` that adds them and runs `cmd`.
+pub fn busybox_context(files: &[(&str, &str)], cmd: &[&str]) -> tempfile::TempDir {
+    let context = tempfile::tempdir().expect("build context");
+    let busybox = Command::new("sh")
+        .args(["-c", "command -v busybox"])
+        .output()
+        .expect("find busybox");
+    let busybox = String::from_utf8_lossy(&busybox.stdout).trim().to_string();
+    std::fs::copy(&busybox, context.path().join("busybox")).expect("copy busybox");
+    let mut dockerfile = String::from("FROM scratch\nCOPY busybox /bin/busybox\n");
+    for (name, contents) in files {
+        std::fs::write(context.path().join(name), contents).expect("write context file");
+        dockerfile.push_str(&format!("COPY {name} /{name}\n"));
+    }
+    let cmd: Vec<String> = cmd.iter().map(|part| format!("{part:?}")).collect();
+    dockerfile.push_str(&format!("CMD [{}]\n", cmd.join(", ")));
+    std::fs::write(context.path().join("Dockerfile"), dockerfile).expect("write Dockerfile");
+    context
+}
+
 impl Drop for Dockerd {
     fn drop(&mut self) {
         self.child.stop(Duration::from_secs(30));

@@ -59,6 +59,26 @@ impl Rctl {
         String::from_utf8_lossy(&out.stderr).into_owned()
     }
 
+    /// `rctl login HOST -u USER --password-stdin`, the password on stdin.
+    pub fn login(&self, host: &str, user: &str, password: &str) -> Output {
+        use std::io::Write;
+        use std::process::Stdio;
+        let mut child = self
+            .command()
+            .args(["login", host, "-u", user, "--password-stdin"])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("run rctl login");
+        if let Some(mut stdin) = child.stdin.take() {
+            stdin
+                .write_all(format!("{password}\n").as_bytes())
+                .expect("write password");
+        }
+        child.wait_with_output().expect("rctl login")
+    }
+
     pub fn root(&self) -> &Path {
         &self.root
     }

@@ -9,26 +9,6 @@ use e2e::front::TokenFront;
 use e2e::rctl::Rctl;
 use e2e::{http_client, RegistryOptions, RegistryProcess};
 use serde_json::Value;
-use std::io::Write;
-use std::process::Stdio;
-
-fn login(rctl: &Rctl, host: &str, user: &str, password: &str) -> std::process::Output {
-    let mut child = rctl
-        .command()
-        .args(["login", host, "-u", user, "--password-stdin"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(password.as_bytes())
-        .unwrap();
-    child.wait_with_output().unwrap()
-}
 
 #[tokio::test(flavor = "multi_thread")]
 async fn bearer_token_flow_with_identity_token() {
@@ -51,9 +31,9 @@ async fn bearer_token_flow_with_identity_token() {
     let err = rctl.fails(&["pull", &format!("{host}/bearer/app:1")]);
     assert!(err.contains("refused") || err.contains("401"), "{err}");
 
-    let wrong = login(&rctl, &host, "alice", "wrong");
+    let wrong = rctl.login(&host, "alice", "wrong");
     assert!(!wrong.status.success());
-    let ok = login(&rctl, &host, "alice", "correct horse");
+    let ok = rctl.login(&host, "alice", "correct horse");
     assert!(
         ok.status.success(),
         "{}",

@@ -3,7 +3,7 @@
 //! back and runs it; skopeo copies it to an `oci:` directory and back into
 //! another repository and inspects it; docker runs the copy.
 
-use e2e::docker::Dockerd;
+use e2e::docker::{busybox_context, Dockerd};
 use e2e::{require_tool, RegistryOptions, RegistryProcess};
 use std::process::Command;
 
@@ -38,21 +38,7 @@ fn docker_push_pull_run_and_skopeo_round_trip() {
     let host = registry.host();
 
     // Build FROM scratch with busybox-static.
-    let context = tempfile::tempdir().expect("context");
-    let busybox = String::from_utf8(
-        Command::new("sh")
-            .args(["-c", "command -v busybox"])
-            .output()
-            .unwrap()
-            .stdout,
-    )
-    .unwrap();
-    std::fs::copy(busybox.trim(), context.path().join("busybox")).expect("copy busybox");
-    std::fs::write(
-        context.path().join("Dockerfile"),
-        format!("FROM scratch\nCOPY busybox /bin/busybox\nCMD [\"/bin/busybox\", \"echo\", \"{GREETING}\"]\n"),
-    )
-    .unwrap();
+    let context = busybox_context(&[], &["/bin/busybox", "echo", GREETING]);
     let image = format!("{host}/e2e/busybox:1");
     dockerd.docker_ok(&["build", "-t", &image, &context.path().display().to_string()]);
 

@@ -3,30 +3,11 @@
 //! both directions, and skopeo reading rctl's local OCI layout.
 
 use e2e::api::push_image;
-use e2e::docker::Dockerd;
+use e2e::docker::{busybox_context, Dockerd};
 use e2e::rctl::Rctl;
 use e2e::{http_client, require_tool, RegistryOptions, RegistryProcess};
 use serde_json::Value;
-use std::io::Write;
-use std::process::{Command, Stdio};
-
-fn login(rctl: &Rctl, host: &str, user: &str, password: &str) -> std::process::Output {
-    let mut child = rctl
-        .command()
-        .args(["login", host, "-u", user, "--password-stdin"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(format!("{password}\n").as_bytes())
-        .unwrap();
-    child.wait_with_output().unwrap()
-}
+use std::process::Command;
 
 #[tokio::test(flavor = "multi_thread")]
 async fn distribution_with_basic_auth() {
@@ -70,9 +51,9 @@ async fn distribution_with_basic_auth() {
     let err = rctl.fails(&["push", &target]);
     assert!(err.contains("401") || err.contains("UNAUTHORIZED"), "{err}");
 
-    let wrong = login(&rctl, &distribution.host(), "ci-user", "wrong");
+    let wrong = rctl.login(&distribution.host(), "ci-user", "wrong");
     assert!(!wrong.status.success(), "a wrong password was accepted");
-    let right = login(&rctl, &distribution.host(), "ci-user", "s3cret pass");
+    let right = rctl.login(&distribution.host(), "ci-user", "s3cret pass");
     assert!(
         right.status.success(),
         "{}",
@@ -127,22 +108,10 @@ fn docker_interop_both_ways_and_skopeo_reads_the_store() {
     let registry = RegistryProcess::start(RegistryOptions::default());
     let dockerd = Dockerd::start();
     let host = registry.host();
-    let context = tempfile::tempdir().unwrap();
-    let busybox = String::from_utf8(
-        Command::new("sh")
-            .args(["-c", "command -v busybox"])
-            .output()
-            .unwrap()
-            .stdout,
-    )
-    .unwrap();
-    std::fs::copy(busybox.trim(), context.path().join("busybox")).unwrap();
-    std::fs::write(context.path().join("greeting"), "hello via rctl\n").unwrap();
-    std::fs::write(
-        context.path().join("Dockerfile"),
-        "FROM scratch\nCOPY busybox /bin/busybox\nCOPY greeting /greeting\nCMD [\"/bin/busybox\", \"cat\", \"/greeting\"]\n",
-    )
-    .unwrap();
+    let context = busybox_context(
+        &[("greeting", "hello via rctl\n")],
+        &["/bin/busybox", "cat", "/greeting"],
+    );
     let built = format!("{host}/interop/docker:1");
     dockerd.docker_ok(&["build", "-t", &built, &context.path().display().to_string()]);
     dockerd.docker_ok(&["push", &built]);
