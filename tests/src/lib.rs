@@ -9,6 +9,7 @@ pub mod front;
 pub mod process;
 pub mod rctl;
 pub mod registry;
+pub mod tls;
 
 pub use process::{free_port, require_tool, Child};
 pub use registry::{RegistryOptions, RegistryProcess};

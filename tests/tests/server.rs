@@ -179,32 +179,8 @@ async fn serves_tls_with_the_configured_certificate() {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
-    let cert = dir.path().join("cert.pem");
-    let key = dir.path().join("key.pem");
-    let ca = dir.path().join("ca.pem");
-    // A CA, and a server certificate for 127.0.0.1 signed by it.
-    let script = format!(
-        "set -e; cd {dir}; \
-         openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 1 \
-           -subj /CN=test-ca -keyout ca.key -out ca.pem; \
-         openssl req -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -subj /CN=localhost \
-           -keyout key.pem -out server.csr; \
-         printf 'subjectAltName=IP:127.0.0.1,DNS:localhost\\nbasicConstraints=CA:FALSE\\n' > ext.cnf; \
-         openssl x509 -req -in server.csr -CA ca.pem -CAkey ca.key -CAcreateserial -days 1 \
-           -extfile ext.cnf -out cert.pem",
-        dir = dir.path().display()
-    );
-    let status = Command::new("sh")
-        .arg("-c")
-        .arg(script)
-        .stderr(Stdio::null())
-        .stdout(Stdio::null())
-        .status()
-        .unwrap();
-    assert!(
-        status.success(),
-        "openssl could not make the test certificates"
-    );
+    let certs = e2e::tls::make_certs(dir.path(), &[]);
+    let (cert, key, ca) = (certs.cert, certs.key, certs.ca);
     let registry = RegistryProcess::start(RegistryOptions {
         extra_yaml: format!(
             "  tls:\n    certificate: {}\n    key: {}\n",

@@ -107,6 +107,8 @@ pub struct Transport {
     /// Held while a challenge is answered, so concurrent requests of one
     /// scope wait for one token instead of each fetching their own.
     answering: tokio::sync::Mutex<()>,
+    /// `--insecure` hosts found to speak plain HTTP (TLS is tried first, as docker does).
+    plain_http: Mutex<HashSet<String>>,
 }
 
 /// Whether a host is a loopback address, reached over plain HTTP by default.
@@ -148,6 +150,7 @@ impl Transport {
             given: Mutex::new(HashMap::new()),
             cache: Mutex::new(HashMap::new()),
             answering: tokio::sync::Mutex::new(()),
+            plain_http: Mutex::new(HashSet::new()),
         })
     }
 
@@ -190,12 +193,51 @@ impl Transport {
     }
 
     /// `http://host` for loopback and insecure hosts, `https://host` otherwise.
+    /// `http://` for loopback hosts and for `--insecure` hosts found to
+    /// speak plain HTTP; `https://` otherwise (unverified for `--insecure`
+    /// hosts, which fall back to HTTP when TLS fails).
     pub fn base_url(&self, host: &str) -> String {
-        if is_loopback(host) || self.options.insecure_hosts.contains(host) {
+        let plain = is_loopback(host)
+            || self
+                .plain_http
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .contains(host);
+        if plain {
             format!("http://{host}")
         } else {
             format!("https://{host}")
         }
+    }
+
+    /// `url` with the scheme [`Transport::base_url`] now gives its host.
+    fn effective_url(&self, url: &str) -> String {
+        match url.strip_prefix("https://") {
+            Some(rest) if self.base_url(&host_of(url)).starts_with("http://") => {
+                format!("http://{rest}")
+            }
+            _ => url.to_string(),
+        }
+    }
+
+    /// After a failed TLS attempt to an `--insecure` host: use plain HTTP
+    /// from now on. Returns whether the request should be tried again so.
+    fn fall_back_to_http(&self, url: &str, error: &reqwest::Error) -> bool {
+        let host = host_of(url);
+        let fallback = url.starts_with("https://")
+            && self.options.insecure_hosts.contains(&host)
+            && (error.is_connect() || error.is_request());
+        if fallback {
+            tracing::debug!(
+                "{host}: TLS failed ({}); using plain HTTP (--insecure)",
+                describe(error)
+            );
+            self.plain_http
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .insert(host);
+        }
+        fallback
     }
 
     /// Uses `credential` for `host` for the rest of this run, whatever is stored.
@@ -240,11 +282,10 @@ impl Transport {
     fn build(
         &self,
         request: &Request,
+        url: &str,
         auth: Option<&str>,
     ) -> Result<reqwest::RequestBuilder, TransportError> {
-        let mut builder = self
-            .http_for(&request.url)
-            .request(request.method.clone(), &request.url);
+        let mut builder = self.http_for(url).request(request.method.clone(), url);
         for (name, value) in &request.headers {
             builder = builder.header(*name, value);
         }
@@ -290,7 +331,8 @@ impl Transport {
         loop {
             attempt += 1;
             let auth = self.cached(&host, request.scope.as_deref());
-            let result = self.build(request, auth.as_deref())?.send().await;
+            let url = self.effective_url(&request.url);
+            let result = self.build(request, &url, auth.as_deref())?.send().await;
             if let Ok(response) = &result {
                 tracing::debug!(
                     "{} {} -> {}",
@@ -347,8 +389,12 @@ impl Transport {
                     tokio::time::sleep(delay).await;
                 }
                 Ok(response) => return Ok(response),
+                Err(e) if self.fall_back_to_http(&url, &e) => {
+                    attempt -= 1; // not a failure of the registry: the wrong scheme
+                }
                 Err(e)
                     if attempt < policy.attempts
+                        && !is_tls_failure(&e)
                         && (e.is_connect() || e.is_timeout() || e.is_request()) =>
                 {
                     let delay = policy.delay(attempt, None);
@@ -364,11 +410,18 @@ impl Transport {
                     tokio::time::sleep(delay).await;
                 }
                 Err(e) => {
+                    let mut message = describe(&e);
+                    if is_tls_failure(&e) {
+                        message.push_str(&format!(
+                            " (TLS with {host} failed: for a registry with its own CA use --ca-cert FILE; \
+                             for plain HTTP or an unverified certificate, --insecure {host})"
+                        ));
+                    }
                     return Err(TransportError::Http {
                         method: request.method.to_string(),
                         url: request.url.clone(),
-                        message: describe(&e),
-                    })
+                        message,
+                    });
                 }
             }
         }
@@ -383,7 +436,8 @@ impl Transport {
     ) -> Result<Response, TransportError> {
         let host = host_of(&request.url);
         let auth = self.cached(&host, request.scope.as_deref());
-        self.build(request, auth.as_deref())?
+        let url = self.effective_url(&request.url);
+        self.build(request, &url, auth.as_deref())?
             .body(body)
             .send()
             .await
@@ -456,17 +510,20 @@ impl Transport {
         host: &str,
         credential: Credential,
     ) -> Result<Credential, TransportError> {
-        let url = format!("{}/v2/", self.base_url(host));
-        let response =
-            self.http_for(&url)
-                .get(&url)
-                .send()
-                .await
-                .map_err(|e| TransportError::Http {
-                    method: "GET".into(),
-                    url: url.clone(),
-                    message: describe(&e),
-                })?;
+        let mut url = format!("{}/v2/", self.base_url(host));
+        let response = match self.http_for(&url).get(&url).send().await {
+            Ok(response) => Ok(response),
+            Err(e) if self.fall_back_to_http(&url, &e) => {
+                url = format!("{}/v2/", self.base_url(host));
+                self.http_for(&url).get(&url).send().await
+            }
+            Err(e) => Err(e),
+        }
+        .map_err(|e| TransportError::Http {
+            method: "GET".into(),
+            url: url.clone(),
+            message: describe(&e),
+        })?;
         if response.status().is_success() {
             return Ok(credential); // the registry needs no login; keep it anyway, as docker does
         }
@@ -526,6 +583,27 @@ impl Transport {
     }
 }
 
+/// Whether a request failed in the TLS handshake (a certificate refused,
+/// or a server that does not speak TLS): not worth retrying.
+fn is_tls_failure(error: &reqwest::Error) -> bool {
+    let mut source = std::error::Error::source(error);
+    while let Some(cause) = source {
+        // io::Error's source() skips the error it wraps (and those nest): unwrap them.
+        let mut inner: Option<&(dyn std::error::Error + 'static)> = Some(cause);
+        while let Some(error) = inner {
+            if error.downcast_ref::<rustls::Error>().is_some() {
+                return true;
+            }
+            inner = error
+                .downcast_ref::<std::io::Error>()
+                .and_then(|io| io.get_ref())
+                .map(|e| e as &(dyn std::error::Error + 'static));
+        }
+        source = cause.source();
+    }
+    false
+}
+
 /// The error and its causes on one line (reqwest's top level says little).
 fn describe(error: &reqwest::Error) -> String {
     let mut text = error.to_string();
@@ -557,6 +635,58 @@ fn tokio_util_stream(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn schemes_by_host() {
+        let options = TransportOptions {
+            insecure_hosts: ["registry.internal:5000".to_string()].into_iter().collect(),
+            ..TransportOptions::default()
+        };
+        let transport =
+            Transport::new(options, CredentialStore::at("/nonexistent/config.json")).unwrap();
+        assert_eq!(
+            transport.base_url("localhost:5000"),
+            "http://localhost:5000"
+        );
+        assert_eq!(
+            transport.base_url("127.0.0.1:5000"),
+            "http://127.0.0.1:5000"
+        );
+        assert_eq!(
+            transport.base_url("registry.example.com"),
+            "https://registry.example.com"
+        );
+        // Insecure hosts try TLS (unverified) first, and keep HTTP once TLS failed.
+        assert_eq!(
+            transport.base_url("registry.internal:5000"),
+            "https://registry.internal:5000"
+        );
+        assert!(std::ptr::eq(
+            transport.http_for("https://registry.internal:5000/v2/"),
+            &transport.unverified
+        ));
+        assert!(std::ptr::eq(
+            transport.http_for("https://registry.example.com/v2/"),
+            &transport.http
+        ));
+        transport
+            .plain_http
+            .lock()
+            .unwrap()
+            .insert("registry.internal:5000".into());
+        assert_eq!(
+            transport.base_url("registry.internal:5000"),
+            "http://registry.internal:5000"
+        );
+        assert_eq!(
+            transport.effective_url("https://registry.internal:5000/v2/a/manifests/1"),
+            "http://registry.internal:5000/v2/a/manifests/1"
+        );
+        assert_eq!(
+            transport.effective_url("https://registry.example.com/v2/"),
+            "https://registry.example.com/v2/"
+        );
+    }
 
     #[test]
     fn loopback_hosts() {
