@@ -64,10 +64,16 @@ async fn verified_tls_ca_cert_and_insecure() {
 
     let rctl = Rctl::new();
     let name = format!("{alias}:{}/tls/app:1", tls.port);
+    let started = std::time::Instant::now();
     let err = rctl.fails(&["digest", &name]);
     assert!(
         err.to_lowercase().contains("certificate"),
         "an unknown CA was not refused: {err}"
+    );
+    assert!(err.contains("--ca-cert"), "no hint: {err}");
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(2),
+        "a certificate failure was retried"
     );
     let ca_cert = certs.ca.display().to_string();
     assert_eq!(
