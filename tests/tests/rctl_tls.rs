@@ -64,7 +64,6 @@ async fn verified_tls_ca_cert_and_insecure() {
 
     let rctl = Rctl::new();
     let name = format!("{alias}:{}/tls/app:1", tls.port);
-    let started = std::time::Instant::now();
     let err = rctl.fails(&["digest", &name]);
     assert!(
         err.to_lowercase().contains("certificate"),
@@ -72,8 +71,8 @@ async fn verified_tls_ca_cert_and_insecure() {
     );
     assert!(err.contains("--ca-cert"), "no hint: {err}");
     assert!(
-        started.elapsed() < std::time::Duration::from_secs(2),
-        "a certificate failure was retried"
+        !err.contains("retrying"),
+        "a certificate failure was retried: {err}"
     );
     let ca_cert = certs.ca.display().to_string();
     assert_eq!(
