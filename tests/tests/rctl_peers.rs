@@ -30,24 +30,58 @@ async fn distribution_with_basic_auth() {
         ..RegistryOptions::default()
     });
     let ours = RegistryProcess::start(RegistryOptions::default());
-    let layers: Vec<Vec<u8>> = (0..3u8)
-        .map(|i| vec![i; 100_000 + usize::from(i)])
-        .collect();
-    let (digest, _) = push_image(
-        &http_client(),
-        &ours.url(),
-        "auth/app",
-        "1",
-        "amd64",
-        &layers,
-    )
-    .await;
+    let target = format!("{}/auth/app:1", distribution.host());
+
+    // An image made in the engine's store from a rootfs tarball: a
+    // docker-archive around it, loaded with rctl load.
+    let work = tempfile::tempdir().unwrap();
+    let rootfs = work.path().join("rootfs");
+    std::fs::create_dir_all(rootfs.join("etc")).unwrap();
+    std::fs::write(rootfs.join("etc/greeting"), "from a rootfs tarball\n").unwrap();
+    std::fs::write(rootfs.join("etc/data"), vec![42u8; 300_000]).unwrap();
+    let tar = |args: &[&str]| {
+        let status = Command::new("tar").args(args).status().unwrap();
+        assert!(status.success(), "tar {args:?}");
+    };
+    let w = work.path().display().to_string();
+    tar(&[
+        "-C",
+        &rootfs.display().to_string(),
+        "-cf",
+        &format!("{w}/layer.tar"),
+        ".",
+    ]);
+    let diff_id = e2e::sha256(&std::fs::read(work.path().join("layer.tar")).unwrap());
+    let config = serde_json::json!({"architecture": "amd64", "os": "linux",
+        "rootfs": {"type": "layers", "diff_ids": [diff_id]}, "config": {"Cmd": ["/bin/sh"]}});
+    std::fs::write(work.path().join("config.json"), config.to_string()).unwrap();
+    let manifest = serde_json::json!([{"Config": "config.json", "RepoTags": [target], "Layers": ["layer.tar"]}]);
+    std::fs::write(work.path().join("manifest.json"), manifest.to_string()).unwrap();
+    tar(&[
+        "-C",
+        &w,
+        "-cf",
+        &format!("{w}/archive.tar"),
+        "config.json",
+        "layer.tar",
+        "manifest.json",
+    ]);
 
     let rctl = Rctl::new();
-    let source = format!("{}/auth/app:1", ours.host());
-    let target = format!("{}/auth/app:1", distribution.host());
-    rctl.ok(&["pull", "-q", &source]);
-    rctl.ok(&["tag", &source, &target]);
+    let out = rctl.ok(&["load", "-i", &format!("{w}/archive.tar")]);
+    assert!(out.contains(&format!("Loaded image: {target}")), "{out}");
+    let loaded: Value = serde_json::from_str(&rctl.ok(&["inspect", &target])).unwrap();
+    let digest = loaded["Digest"].as_str().unwrap().to_string();
+    assert_eq!(loaded["Config"]["rootfs"]["diff_ids"][0], diff_id);
+    // The same image to rregistry, and back into a fresh store, identical.
+    let ours_name = format!("{}/auth/app:1", ours.host());
+    rctl.ok(&["tag", &target, &ours_name]);
+    rctl.ok(&["push", "-q", &ours_name]);
+    let check = Rctl::new();
+    check.ok(&["pull", "-q", &ours_name]);
+    let pulled: Value = serde_json::from_str(&check.ok(&["inspect", &ours_name])).unwrap();
+    assert_eq!(pulled["Digest"], digest.as_str());
+    assert_eq!(pulled["Source"], "local");
     let err = rctl.fails(&["push", &target]);
     assert!(err.contains("401") || err.contains("UNAUTHORIZED"), "{err}");
 
