@@ -1,9 +1,11 @@
 //! The local image engine. It has no network code: blobs come in and go out
 //! through the content store's writers and readers, which the client feeds.
 //!
+//! - [`applier`]: layer tar streams unpacked into a layer directory, overlay-style.
 //! - [`archive`]: docker-archive and OCI archive save and load.
 //! - [`store`]: the content store, an OCI image layout on disk (`oci-layout`,
 //!   `index.json`, `blobs/<alg>/<hex>`) that skopeo and umoci can read.
 
+pub mod applier;
 pub mod archive;
 pub mod store;

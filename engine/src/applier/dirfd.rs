@@ -1,0 +1,125 @@
+//! The filesystem operations of an unpack, all relative to the file
+//! descriptor of the layer's directory. Parents are opened one component
+//! at a time with `O_NOFOLLOW | O_DIRECTORY`, so no symlink (one planted
+//! earlier in the same archive, say) is ever followed, and nothing can be
+//! created outside the layer.
+
+use nix::errno::Errno;
+use nix::fcntl::{openat, AtFlags, OFlag};
+use nix::sys::stat::{fstatat, mkdirat, Mode, SFlag};
+use std::ffi::{CString, OsStr, OsString};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::os::unix::ffi::OsStrExt;
+use std::path::Path;
+
+/// What a path holds now.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Existing {
+    Nothing,
+    Directory,
+    Other,
+}
+
+/// The layer directory, opened.
+pub struct LayerDir {
+    root: OwnedFd,
+}
+
+fn dir_flags() -> OFlag {
+    OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC
+}
+
+impl LayerDir {
+    pub fn open(path: &Path) -> nix::Result<LayerDir> {
+        let root = openat(nix::fcntl::AT_FDCWD, path, dir_flags(), Mode::empty())?;
+        Ok(LayerDir { root })
+    }
+
+    /// Opens the directory `components` names (creating missing ones),
+    /// refusing to pass through anything that is not a real directory.
+    /// `Err(None)` means a symlink or a non-directory was in the way.
+    pub fn directory(&self, components: &[OsString]) -> Result<OwnedFd, Option<Errno>> {
+        let mut current = self.root.try_clone().map_err(|_| Some(Errno::EBADF))?;
+        for part in components {
+            let next = match openat(&current, part.as_os_str(), dir_flags(), Mode::empty()) {
+                Ok(fd) => fd,
+                Err(Errno::ENOENT) => {
+                    match mkdirat(&current, part.as_os_str(), Mode::from_bits_truncate(0o755)) {
+                        Ok(()) | Err(Errno::EEXIST) => {}
+                        Err(e) => return Err(Some(e)),
+                    }
+                    openat(&current, part.as_os_str(), dir_flags(), Mode::empty()).map_err(|e| {
+                        match e {
+                            Errno::ELOOP | Errno::ENOTDIR => None,
+                            other => Some(other),
+                        }
+                    })?
+                }
+                Err(Errno::ELOOP) | Err(Errno::ENOTDIR) => return Err(None),
+                Err(e) => return Err(Some(e)),
+            };
+            current = next;
+        }
+        Ok(current)
+    }
+
+    /// What `name` in `dir` is, without following a symlink.
+    pub fn existing(dir: &OwnedFd, name: &OsStr) -> nix::Result<Existing> {
+        match fstatat(dir, name, AtFlags::AT_SYMLINK_NOFOLLOW) {
+            Ok(stat)
+                if SFlag::from_bits_truncate(stat.st_mode & SFlag::S_IFMT.bits())
+                    == SFlag::S_IFDIR =>
+            {
+                Ok(Existing::Directory)
+            }
+            Ok(_) => Ok(Existing::Other),
+            Err(Errno::ENOENT) => Ok(Existing::Nothing),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Sets an extended attribute on `name` in `dir` without following a
+    /// final symlink (through `/proc/self/fd`, as there is no `lsetxattrat`).
+    pub fn set_xattr(dir: &OwnedFd, name: &OsStr, key: &str, value: &[u8]) -> std::io::Result<()> {
+        let mut path = format!("/proc/self/fd/{}/", dir.as_fd().as_raw_fd()).into_bytes();
+        path.extend_from_slice(name.as_bytes());
+        let path = CString::new(path).map_err(std::io::Error::other)?;
+        let key = CString::new(key).map_err(std::io::Error::other)?;
+        // SAFETY: both strings are NUL-terminated and live across the call;
+        // the value pointer and length describe a valid slice.
+        let rc = unsafe {
+            libc::lsetxattr(
+                path.as_ptr(),
+                key.as_ptr(),
+                value.as_ptr().cast(),
+                value.len(),
+                0,
+            )
+        };
+        if rc == 0 {
+            Ok(())
+        } else {
+            Err(std::io::Error::last_os_error())
+        }
+    }
+
+    /// Sets an extended attribute on a directory opened as `dir`.
+    pub fn set_dir_xattr(dir: &OwnedFd, key: &str, value: &[u8]) -> std::io::Result<()> {
+        let key = CString::new(key).map_err(std::io::Error::other)?;
+        // SAFETY: a valid open fd, a NUL-terminated key, a valid slice.
+        let rc = unsafe {
+            libc::fsetxattr(
+                dir.as_fd().as_raw_fd(),
+                key.as_ptr(),
+                value.as_ptr().cast(),
+                value.len(),
+                0,
+            )
+        };
+        if rc == 0 {
+            Ok(())
+        } else {
+            Err(std::io::Error::last_os_error())
+        }
+    }
+}
