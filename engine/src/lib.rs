@@ -3,9 +3,13 @@
 //!
 //! - [`applier`]: layer tar streams unpacked into a layer directory, overlay-style.
 //! - [`archive`]: docker-archive and OCI archive save and load.
+//! - [`snapshot`]: unpacked layers laid out as docker's overlay2, keyed by ChainID.
+//! - [`unpack`]: a stored image unpacked into the snapshotter, layers in parallel.
 //! - [`store`]: the content store, an OCI image layout on disk (`oci-layout`,
 //!   `index.json`, `blobs/<alg>/<hex>`) that skopeo and umoci can read.
 
 pub mod applier;
 pub mod archive;
+pub mod snapshot;
 pub mod store;
+pub mod unpack;

@@ -355,8 +355,9 @@ impl Applier<'_> {
         shown: &str,
     ) -> Result<(), ApplyError> {
         if self.options.preserve_owners {
-            let uid = header.uid().map_err(io(shown))? as u32;
-            let gid = header.gid().map_err(io(shown))? as u32;
+            // An empty or garbled numeric field reads as root, as tar does.
+            let uid = header.uid().unwrap_or(0) as u32;
+            let gid = header.gid().unwrap_or(0) as u32;
             fchownat(
                 dir,
                 name.as_os_str(),
