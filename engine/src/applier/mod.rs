@@ -1,7 +1,7 @@
 //! The layer applier: a layer's tar stream unpacked into the layer's own
 //! directory, the way overlayfs reads it.
 //!
-//! - Compression is recognised by magic bytes (gzip, or none); the DiffID
+//! - Compression is recognised by magic bytes (gzip, zstd, or none); the DiffID
 //!   (sha256 of the uncompressed tar) is computed as the stream is read.
 //! - Whiteouts become overlay whiteouts: `.wh.NAME` a 0/0 character device
 //!   named NAME, `.wh..wh..opq` the `trusted.overlay.opaque=y` xattr on
@@ -15,6 +15,7 @@
 
 pub mod dirfd;
 pub mod path;
+pub mod zstd;
 
 use dirfd::{Existing, LayerDir};
 use nix::errno::Errno;
@@ -112,9 +113,7 @@ pub fn apply_layer(
     let tar_stream: Box<dyn Read> = match magic.as_slice() {
         [0x1f, 0x8b, ..] => Box::new(flate2::read::MultiGzDecoder::new(buffered)),
         [0x28, 0xb5, 0x2f, 0xfd, ..] => {
-            return Err(ApplyError::Unsupported(
-                "zstd-compressed layers are not supported yet".into(),
-            ))
+            Box::new(zstd::ZstdReader::new(buffered).map_err(io("layer"))?)
         }
         _ => Box::new(buffered),
     };
