@@ -70,8 +70,6 @@ pub enum ApplyError {
         path: String,
         source: std::io::Error,
     },
-    #[error("{0}")]
-    Unsupported(String),
 }
 
 fn io(path: &str) -> impl FnOnce(std::io::Error) -> ApplyError + '_ {
