@@ -34,6 +34,15 @@ pub fn parse(header: &str) -> Option<Challenge> {
     }
 }
 
+/// The challenge of a 401 response, if it carries one we speak.
+pub fn of_response(response: &reqwest::Response) -> Option<Challenge> {
+    response
+        .headers()
+        .get("www-authenticate")
+        .and_then(|v| v.to_str().ok())
+        .and_then(parse)
+}
+
 /// `key="quoted, value",key2=token` pairs; quoted values may hold commas.
 fn parse_params(text: &str) -> HashMap<String, String> {
     let mut params = HashMap::new();

@@ -345,12 +345,7 @@ impl Transport {
                 Ok(response) if response.status() == 401 && !authenticated => {
                     authenticated = true;
                     attempt -= 1; // answering a challenge is not a failed attempt
-                    let challenge = response
-                        .headers()
-                        .get("www-authenticate")
-                        .and_then(|v| v.to_str().ok())
-                        .and_then(challenge::parse);
-                    match challenge {
+                    match challenge::of_response(&response) {
                         Some(challenge) => {
                             if !self
                                 .authenticate(
@@ -527,12 +522,7 @@ impl Transport {
         if response.status().is_success() {
             return Ok(credential); // the registry needs no login; keep it anyway, as docker does
         }
-        let challenge = response
-            .headers()
-            .get("www-authenticate")
-            .and_then(|v| v.to_str().ok())
-            .and_then(challenge::parse);
-        match challenge {
+        match challenge::of_response(&response) {
             Some(Challenge::Basic) => {
                 let Credential::Basic { username, password } = &credential else {
                     return Ok(credential);
