@@ -2,13 +2,15 @@
 # Pull of a 5-layer image of about 300 MB (3 random, 2 compressible layers)
 # from one rregistry into a fresh store: rctl pull vs docker pull vs
 # skopeo copy docker:// oci:, alternating, median of RUNS runs. rctl is
-# also timed at several --max-concurrent-downloads settings.
+# also timed at several --max-concurrent-downloads settings, and the
+# engine's unpack of the image into overlay2 layers one at a time (as
+# docker extracts) and five at once.
 # Usage: bench/pull-300m.sh [RUNS]   (as root; needs dockerd, skopeo, a release build)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 RUNS=${1:-3}
 TARGET=${CARGO_TARGET_DIR:-target}/release
-[ -x "$TARGET/rregistry" ] && [ -x "$TARGET/rctl" ] || cargo build --release -p rregistry -p rctl
+[ -x "$TARGET/rregistry" ] && [ -x "$TARGET/rctl" ] && [ -x "$TARGET/unpack-bench" ] || cargo build --release -p rregistry -p rctl -p rbench
 WORK=$(mktemp -d /tmp/pull300.XXXXXX)
 PIDS=()
 cleanup() {
@@ -75,3 +77,8 @@ printf '%-34s %8.2f s\n' "rctl pull (3 downloads at once)" "$r"
 printf '%-34s %8.2f s   rctl is %.1fx faster\n' "docker pull" "$d" "$(echo "$d / $r" | bc -l)"
 printf '%-34s %8.2f s   rctl is %.1fx faster\n' "skopeo copy docker:// oci:" "$s" "$(echo "$s / $r" | bc -l)"
 for c in 1 5; do printf '%-34s %8.2f s\n' "rctl pull ($c at once)" "$(median < "$WORK/rctl-$c")"; done
+rctl_pull 3 >/dev/null
+u1=$("$TARGET/unpack-bench" "$WORK/rctl" "$IMAGE" 1 "$RUNS")
+u5=$("$TARGET/unpack-bench" "$WORK/rctl" "$IMAGE" 5 "$RUNS")
+printf '%-34s %8.2f s\n' "unpack, one layer at a time" "$u1"
+printf '%-34s %8.2f s   %.1fx\n' "unpack, 5 layers at once" "$u5" "$(echo "$u1 / $u5" | bc -l)"
