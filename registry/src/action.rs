@@ -56,25 +56,6 @@ pub enum Action {
 }
 
 impl Action {
-    /// The repository the action touches, if any.
-    pub fn repository(&self) -> Option<&RepoName> {
-        match self {
-            Action::Base | Action::Catalog => None,
-            Action::ListTags { name }
-            | Action::GetManifest { name, .. }
-            | Action::PutManifest { name, .. }
-            | Action::DeleteManifest { name, .. }
-            | Action::GetBlob { name, .. }
-            | Action::DeleteBlob { name, .. }
-            | Action::StartUpload { name }
-            | Action::GetUpload { name, .. }
-            | Action::PatchUpload { name, .. }
-            | Action::PutUpload { name, .. }
-            | Action::CancelUpload { name, .. }
-            | Action::Referrers { name, .. } => Some(name),
-        }
-    }
-
     /// Parses a request line. Unknown paths are 404, known paths with a
     /// method they do not take are 405, bad names and digests are 400.
     pub fn parse(method: &Method, path: &str) -> Result<Action, RegistryError> {

@@ -1,12 +1,11 @@
 //! Manifest requests: `GET`/`HEAD` with content negotiation, `PUT`, `DELETE`.
 
-use super::{content_length, empty, header};
+use super::{content_length, empty, header, Incoming};
 use crate::error::{Code, RegistryError, Result};
 use crate::names::{Reference, RepoName};
 use crate::store::manifests::MAX_MANIFEST_BYTES;
 use crate::store::Registry;
 use axum::body::Body;
-use axum::extract::Request;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 use bytes::{Bytes, BytesMut};
@@ -68,7 +67,7 @@ pub async fn put(
     registry: &Registry,
     name: &RepoName,
     reference: &Reference,
-    request: Request,
+    incoming: Incoming,
 ) -> Result<Response> {
     let too_large = || {
         RegistryError::new(
@@ -77,9 +76,9 @@ pub async fn put(
         )
         .with_status(StatusCode::PAYLOAD_TOO_LARGE)
     };
-    let declared = content_length(request.headers());
-    let content_type = header(request.headers(), "content-type").map(str::to_string);
-    let bytes = match read_limited(request.into_body(), declared).await? {
+    let declared = content_length(&incoming.headers);
+    let content_type = header(&incoming.headers, "content-type").map(str::to_string);
+    let bytes = match read_limited(incoming.body, declared).await? {
         Some(bytes) => bytes,
         None => return Err(too_large()),
     };

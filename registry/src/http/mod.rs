@@ -98,38 +98,51 @@ async fn handle(app: &App, action: Action, request: Request) -> Result<Response>
         ));
     }
     let registry = &app.registry;
-    let query = query::Query::parse(request.uri().query());
-    let headers = request.headers().clone();
+    let (parts, body) = request.into_parts();
+    let incoming = Incoming {
+        query: query::Query::parse(parts.uri.query()),
+        headers: parts.headers,
+        body,
+    };
+    let (query, headers) = (&incoming.query, &incoming.headers);
     match action {
         Action::Base => {
             Ok((StatusCode::OK, [("content-type", "application/json")], "{}").into_response())
         }
-        Action::Catalog => listing::catalog(registry, &query).await,
-        Action::ListTags { name } => listing::tags(registry, &name, &query).await,
+        Action::Catalog => listing::catalog(registry, query).await,
+        Action::ListTags { name } => listing::tags(registry, &name, query).await,
         Action::Referrers { name, digest } => {
-            listing::referrers(registry, &name, &digest, &query).await
+            listing::referrers(registry, &name, &digest, query).await
         }
         Action::GetBlob { name, digest, head } => {
-            blobs::get(registry, &name, &digest, head, &headers).await
+            blobs::get(registry, &name, &digest, head, headers).await
         }
         Action::DeleteBlob { name, digest } => blobs::delete(registry, &name, &digest).await,
         Action::GetManifest {
             name,
             reference,
             head,
-        } => manifests::get(registry, &name, &reference, head, &headers).await,
+        } => manifests::get(registry, &name, &reference, head, headers).await,
         Action::PutManifest { name, reference } => {
-            manifests::put(registry, &name, &reference, request).await
+            manifests::put(registry, &name, &reference, incoming).await
         }
         Action::DeleteManifest { name, reference } => {
             manifests::delete(registry, &name, &reference).await
         }
-        Action::StartUpload { name } => uploads::start(registry, &name, request).await,
+        Action::StartUpload { name } => uploads::start(registry, &name, incoming).await,
         Action::GetUpload { name, id } => uploads::status(registry, &name, &id).await,
-        Action::PatchUpload { name, id } => uploads::patch(registry, &name, &id, request).await,
-        Action::PutUpload { name, id } => uploads::complete(registry, &name, &id, request).await,
+        Action::PatchUpload { name, id } => uploads::patch(registry, &name, &id, incoming).await,
+        Action::PutUpload { name, id } => uploads::complete(registry, &name, &id, incoming).await,
         Action::CancelUpload { name, id } => uploads::cancel(registry, &name, &id).await,
     }
+}
+
+/// What a write handler takes of a request: its query, headers and body,
+/// moved out of it once (not copied).
+pub struct Incoming {
+    pub query: query::Query,
+    pub headers: HeaderMap,
+    pub body: Body,
 }
 
 /// A request body as a stream of bytes.

@@ -1,16 +1,14 @@
 //! Upload requests: `POST` (start, monolithic, mount), `GET` status,
 //! `PATCH` chunk, `PUT` completion, `DELETE` cancel.
 
-use super::query::Query;
-use super::{body_stream, content_length, empty, header};
+use super::{body_stream, content_length, empty, header, Incoming};
 use crate::action::parse_digest;
 use crate::digest::Digest;
 use crate::error::{Code, RegistryError, Result};
 use crate::names::RepoName;
 use crate::store::uploads::{range_header, upload_location, ChunkBounds};
 use crate::store::Registry;
-use axum::extract::Request;
-use axum::http::StatusCode;
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 
 fn created(name: &RepoName, digest: &Digest) -> Response {
@@ -38,8 +36,8 @@ fn in_progress(status: StatusCode, name: &RepoName, id: &str, size: u64) -> Resp
 
 /// `POST /v2/<name>/blobs/uploads/`: a monolithic upload with `?digest=`, a
 /// mount with `?mount=` (falling back to a new upload), or a new upload.
-pub async fn start(registry: &Registry, name: &RepoName, request: Request) -> Result<Response> {
-    let query = Query::parse(request.uri().query());
+pub async fn start(registry: &Registry, name: &RepoName, incoming: Incoming) -> Result<Response> {
+    let query = &incoming.query;
     if let Some(mount) = query.get("mount") {
         let digest = parse_digest(mount)?;
         let from = match query.get("from") {
@@ -57,7 +55,7 @@ pub async fn start(registry: &Registry, name: &RepoName, request: Request) -> Re
     } else if let Some(digest) = query.get("digest") {
         let digest = parse_digest(digest)?;
         registry
-            .put_blob(name, &digest, body_stream(request.into_body()))
+            .put_blob(name, &digest, body_stream(incoming.body))
             .await?;
         return Ok(created(name, &digest));
     }
@@ -76,11 +74,11 @@ pub async fn patch(
     registry: &Registry,
     name: &RepoName,
     id: &str,
-    request: Request,
+    incoming: Incoming,
 ) -> Result<Response> {
-    let bounds = chunk_bounds(&request)?;
+    let bounds = chunk_bounds(&incoming.headers)?;
     let size = registry
-        .append_chunk(name, id, bounds, body_stream(request.into_body()))
+        .append_chunk(name, id, bounds, body_stream(incoming.body))
         .await?;
     Ok(in_progress(StatusCode::ACCEPTED, name, id, size))
 }
@@ -90,9 +88,9 @@ pub async fn complete(
     registry: &Registry,
     name: &RepoName,
     id: &str,
-    request: Request,
+    incoming: Incoming,
 ) -> Result<Response> {
-    let query = Query::parse(request.uri().query());
+    let query = &incoming.query;
     let digest = match query.get("digest") {
         Some(digest) => parse_digest(digest)?,
         None => {
@@ -102,9 +100,9 @@ pub async fn complete(
             ));
         }
     };
-    let bounds = chunk_bounds(&request)?;
-    let has_body = content_length(request.headers()).is_none_or(|len| len > 0);
-    let last_chunk = has_body.then(|| (bounds, body_stream(request.into_body())));
+    let bounds = chunk_bounds(&incoming.headers)?;
+    let has_body = content_length(&incoming.headers).is_none_or(|len| len > 0);
+    let last_chunk = has_body.then(|| (bounds, body_stream(incoming.body)));
     registry
         .complete_upload(name, id, &digest, last_chunk)
         .await?;
@@ -122,8 +120,7 @@ pub async fn cancel(registry: &Registry, name: &RepoName, id: &str) -> Result<Re
 
 /// Reads `Content-Range: <start>-<end>` (also `bytes <start>-<end>/<total>`)
 /// and `Content-Length`.
-fn chunk_bounds(request: &Request) -> Result<ChunkBounds> {
-    let headers = request.headers();
+fn chunk_bounds(headers: &HeaderMap) -> Result<ChunkBounds> {
     let length = content_length(headers);
     let range = match header(headers, "content-range") {
         None => None,

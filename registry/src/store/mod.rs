@@ -41,12 +41,4 @@ impl Registry {
             uploads: Arc::new(uploads::HasherCache::default()),
         }
     }
-
-    pub fn options(&self) -> Options {
-        self.options
-    }
-
-    pub fn backend(&self) -> &dyn Backend {
-        self.backend.as_ref()
-    }
 }
