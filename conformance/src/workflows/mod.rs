@@ -47,6 +47,13 @@ pub fn with_digest(location: &str, digest: &str) -> String {
     format!("{location}{separator}digest={digest}")
 }
 
+/// Completes an upload at `location` with an empty `PUT ?digest=`.
+pub async fn complete(client: &Client, location: &str, digest: &str) -> Result<Resp, String> {
+    client
+        .send(Method::PUT, &with_digest(location, digest), &[], None)
+        .await
+}
+
 /// Monolithic upload: `POST ?digest=` with the body. A registry may answer
 /// 202 instead of 201 (it does not take single-request uploads); the spec
 /// then has the client `PUT` the body to the returned `Location`, as here.
@@ -126,14 +133,7 @@ pub async fn push_chunked(
         location = resp.require_header("location")?.to_string();
         offset = end + 1;
     }
-    client
-        .send(
-            Method::PUT,
-            &with_digest(&location, &blob.digest()),
-            &[],
-            None,
-        )
-        .await
+    complete(client, &location, &blob.digest()).await
 }
 
 /// `POST`, one `PATCH` with no `Content-Range` (a streamed upload), then `PUT ?digest=`.
@@ -149,14 +149,7 @@ pub async fn push_streamed(client: &Client, repo: &str, blob: &Blob) -> Result<R
         .await?;
     resp.expect(&[202])?;
     let location = resp.require_header("location")?.to_string();
-    client
-        .send(
-            Method::PUT,
-            &with_digest(&location, &blob.digest()),
-            &[],
-            None,
-        )
-        .await
+    complete(client, &location, &blob.digest()).await
 }
 
 /// `PUT` a manifest under a tag or digest reference.
