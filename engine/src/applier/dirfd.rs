@@ -96,11 +96,7 @@ impl LayerDir {
                 0,
             )
         };
-        if rc == 0 {
-            Ok(())
-        } else {
-            Err(std::io::Error::last_os_error())
-        }
+        os_result(rc)
     }
 
     /// Sets an extended attribute on a directory opened as `dir`.
@@ -116,10 +112,15 @@ impl LayerDir {
                 0,
             )
         };
-        if rc == 0 {
-            Ok(())
-        } else {
-            Err(std::io::Error::last_os_error())
-        }
+        os_result(rc)
+    }
+}
+
+/// A libc return code as a result: 0 is success, anything else `errno`.
+fn os_result(rc: libc::c_int) -> std::io::Result<()> {
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(std::io::Error::last_os_error())
     }
 }
