@@ -1,16 +1,51 @@
 //! The `rctl` command: argument parsing and output; the work is done by
-//! the library ([`rctl`]) and the engine's content store.
+//! the library ([`rctl`]) and the engine.
 //!
 //! - `cli::remote`: verbs that talk to a registry only (login, logout,
 //!   tags, catalog, manifest, digest, delete, inspect of a remote image).
 //! - `cli::images`: verbs on the local store (pull, push, images, tag, rmi).
+//! - `cli::run`: run, create, start.
+//! - `cli::containers`: the other container verbs, and volumes.
+//!
+//! The same binary is also the container's monitor and init (hidden
+//! helper modes chosen by the first argument, before any parsing or
+//! thread is started).
 
 mod cli;
 
 use clap::Parser;
+use rengine::runtime::{init, monitor, INIT_ARG, MONITOR_ARG};
 use std::process::ExitCode;
 
+fn helper_mode() -> Option<i32> {
+    let mut args = std::env::args_os().skip(1);
+    let mode = args.next()?;
+    if mode == INIT_ARG {
+        init::main();
+    }
+    if mode != MONITOR_ARG {
+        return None;
+    }
+    let (Some(root), Some(id)) = (args.next(), args.next()) else {
+        eprintln!("rctl: usage: {MONITOR_ARG} ROOT ID [--detached]");
+        return Some(125);
+    };
+    let attach = if args.next().is_some_and(|a| a == "--detached") {
+        monitor::Attach::Detached
+    } else {
+        monitor::Attach::Foreground
+    };
+    Some(monitor::main(
+        std::path::Path::new(&root),
+        &id.to_string_lossy(),
+        attach,
+    ))
+}
+
 fn main() -> ExitCode {
+    if let Some(code) = helper_mode() {
+        return ExitCode::from(code.clamp(0, 255) as u8);
+    }
     let args = cli::Cli::parse();
     let filter = if args.debug { "debug" } else { "warn" };
     tracing_subscriber::fmt()
@@ -22,21 +57,16 @@ fn main() -> ExitCode {
         .without_time()
         .with_target(false)
         .init();
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(runtime) => runtime,
+    let failure = cli::failure_code(&args);
+    match cli::run(args) {
+        Ok(code) => ExitCode::from(code.clamp(0, 255) as u8),
         Err(e) => {
-            eprintln!("rctl: cannot start the async runtime: {e}");
-            return ExitCode::FAILURE;
-        }
-    };
-    match runtime.block_on(cli::run(args)) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
+            let code = match e.downcast_ref::<cli::ExitError>() {
+                Some(exit) => exit.code,
+                None => failure,
+            };
             eprintln!("Error: {e}");
-            ExitCode::FAILURE
+            ExitCode::from(code.clamp(0, 255) as u8)
         }
     }
 }

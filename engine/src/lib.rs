@@ -10,6 +10,7 @@
 
 pub mod applier;
 pub mod archive;
+pub mod runtime;
 pub mod snapshot;
 pub mod store;
 pub mod unpack;

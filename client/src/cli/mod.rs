@@ -1,9 +1,11 @@
 //! The command line: global options, the verbs, and what they share (the
 //! transport, the content store, reference parsing).
 
+mod containers;
 mod images;
 mod progress;
 mod remote;
+mod run;
 
 use clap::{Parser, Subcommand};
 use rctl::credentials::CredentialStore;
@@ -50,7 +52,7 @@ enum Command {
     Digest { reference: String },
     /// Delete a manifest (by digest) or a tag from a registry.
     Delete { reference: String },
-    /// Show an image's manifest and config (local if stored, else remote).
+    /// Show a container's configuration and state, or an image's manifest and config (local if stored, else remote).
     Inspect { reference: String },
     /// Copy an image between registries or OCI layouts (oci:PATH:NAME), with no local copy.
     Copy(images::CopyArgs),
@@ -68,6 +70,64 @@ enum Command {
     Save(images::SaveArgs),
     /// Read images from a docker-archive or OCI archive.
     Load(images::LoadArgs),
+    /// Create a container from an image and start it (pulling the image when missing).
+    Run(run::RunArgs),
+    /// Create a container without starting it.
+    Create(run::CreateArgs),
+    /// Start created or stopped containers.
+    Start(run::StartArgs),
+    /// Stop running containers (their stop signal, then SIGKILL).
+    Stop(containers::StopArgs),
+    /// Send a signal to running containers.
+    Kill(containers::KillArgs),
+    /// Remove containers.
+    Rm(containers::RmArgs),
+    /// List containers.
+    Ps(containers::PsArgs),
+    /// Print a container's output (kept for detached containers).
+    Logs(containers::LogsArgs),
+    /// Freeze every process of containers.
+    Pause {
+        #[arg(required = true)]
+        containers: Vec<String>,
+    },
+    /// Thaw paused containers.
+    Unpause {
+        #[arg(required = true)]
+        containers: Vec<String>,
+    },
+    /// Run a command in a running container.
+    Exec(containers::ExecArgs),
+    /// Show containers' CPU, memory and process counts.
+    Stats(containers::StatsArgs),
+    /// Manage named volumes.
+    #[command(subcommand)]
+    Volume(containers::VolumeCommand),
+}
+
+/// An error that carries the exit code to leave with (a container's, or docker's 125).
+#[derive(Debug)]
+pub struct ExitError {
+    pub code: i32,
+    pub message: String,
+}
+
+impl std::fmt::Display for ExitError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for ExitError {}
+
+/// Runs a future on a runtime made for it: only the verbs that talk to a
+/// registry start one, so the container verbs stay single-threaded.
+pub fn block_on<F: std::future::Future>(future: F) -> Result<F::Output, CliError> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| format!("cannot start the async runtime: {e}"))?;
+    Ok(runtime.block_on(future))
 }
 
 /// What every verb may need.
@@ -102,7 +162,16 @@ fn default_root() -> PathBuf {
         .join("rctl")
 }
 
-pub async fn run(cli: Cli) -> Result<(), CliError> {
+/// The exit code a failure of this verb gives (docker's 125 for `run`, `create` and `start`).
+pub fn failure_code(cli: &Cli) -> i32 {
+    match cli.command {
+        Command::Run(_) | Command::Create(_) | Command::Start(_) => 125,
+        _ => 1,
+    }
+}
+
+/// Runs the verb; returns the exit code.
+pub fn run(cli: Cli) -> Result<i32, CliError> {
     let options = TransportOptions {
         insecure_hosts: cli.insecure.iter().cloned().collect(),
         ca_certs: cli.ca_cert.clone(),
@@ -113,21 +182,47 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
         root: cli.root.clone().unwrap_or_else(default_root),
     };
     match cli.command {
-        Command::Login(args) => remote::login(&context, args).await,
-        Command::Logout { host } => remote::logout(&host),
-        Command::Tags(args) => remote::tags(&context, args).await,
-        Command::Catalog(args) => remote::catalog(&context, args).await,
-        Command::Manifest { reference } => remote::manifest(&context, &reference).await,
-        Command::Digest { reference } => remote::digest(&context, &reference).await,
-        Command::Delete { reference } => remote::delete(&context, &reference).await,
-        Command::Inspect { reference } => remote::inspect(&context, &reference).await,
-        Command::Copy(args) => images::copy(&context, args).await,
-        Command::Pull(args) => images::pull(&context, args).await,
-        Command::Push(args) => images::push(&context, args).await,
-        Command::Images(args) => images::images(&context, args),
-        Command::Tag { source, target } => images::tag(&context, &source, &target),
-        Command::Rmi { references } => images::rmi(&context, &references),
-        Command::Save(args) => images::save(&context, args),
-        Command::Load(args) => images::load(&context, args),
+        Command::Login(args) => block_on(remote::login(&context, args))?.map(|()| 0),
+        Command::Logout { host } => remote::logout(&host).map(|()| 0),
+        Command::Tags(args) => block_on(remote::tags(&context, args))?.map(|()| 0),
+        Command::Catalog(args) => block_on(remote::catalog(&context, args))?.map(|()| 0),
+        Command::Manifest { reference } => {
+            block_on(remote::manifest(&context, &reference))?.map(|()| 0)
+        }
+        Command::Digest { reference } => {
+            block_on(remote::digest(&context, &reference))?.map(|()| 0)
+        }
+        Command::Delete { reference } => {
+            block_on(remote::delete(&context, &reference))?.map(|()| 0)
+        }
+        Command::Inspect { reference } => match containers::find(&context, &reference) {
+            Some(container) => {
+                let json = serde_json::to_string_pretty(&[containers::inspect_json(&container)])?;
+                println!("{json}");
+                Ok(0)
+            }
+            None => block_on(remote::inspect(&context, &reference))?.map(|()| 0),
+        },
+        Command::Copy(args) => block_on(images::copy(&context, args))?.map(|()| 0),
+        Command::Pull(args) => block_on(images::pull(&context, args))?.map(|()| 0),
+        Command::Push(args) => block_on(images::push(&context, args))?.map(|()| 0),
+        Command::Images(args) => images::images(&context, args).map(|()| 0),
+        Command::Tag { source, target } => images::tag(&context, &source, &target).map(|()| 0),
+        Command::Rmi { references } => images::rmi(&context, &references).map(|()| 0),
+        Command::Save(args) => images::save(&context, args).map(|()| 0),
+        Command::Load(args) => images::load(&context, args).map(|()| 0),
+        Command::Run(args) => run::run(&context, args),
+        Command::Create(args) => run::create(&context, args),
+        Command::Start(args) => run::start(&context, args),
+        Command::Stop(args) => containers::stop(&context, args),
+        Command::Kill(args) => containers::kill_verb(&context, args),
+        Command::Rm(args) => containers::rm(&context, args),
+        Command::Ps(args) => containers::ps(&context, args),
+        Command::Logs(args) => containers::logs(&context, args),
+        Command::Pause { containers: names } => containers::pause(&context, &names, true),
+        Command::Unpause { containers: names } => containers::pause(&context, &names, false),
+        Command::Exec(args) => containers::exec_verb(&context, args),
+        Command::Stats(args) => containers::stats(&context, args),
+        Command::Volume(command) => containers::volume(&context, command),
     }
 }
