@@ -49,6 +49,11 @@ pub enum Event<'a> {
         digest: &'a Digest,
         status: &'static str,
     },
+    /// What the image is made of, before any blob is fetched.
+    Plan {
+        config: &'a Digest,
+        layers: &'a [Digest],
+    },
     /// A download broke off and resumes.
     Resuming {
         digest: &'a Digest,
@@ -156,6 +161,11 @@ pub async fn pull(
         blobs.push(descriptor(layer, "layer")?);
     }
 
+    let layer_digests: Vec<Digest> = blobs[1..].iter().map(|(d, _)| d.clone()).collect();
+    (options.report)(Event::Plan {
+        config: &blobs[0].0,
+        layers: &layer_digests,
+    });
     let _session = store.write_session()?;
     let mut downloaded = 0;
     let mut present = 0;

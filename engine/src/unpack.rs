@@ -8,8 +8,9 @@ use crate::snapshot::{chain_ids, SnapshotError, Snapshotter, Staged};
 use crate::store::{ContentStore, StoreError};
 use roci::Digest;
 use serde_json::Value;
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Mutex;
+use std::sync::{mpsc, Arc, Mutex};
 
 #[derive(Debug, thiserror::Error)]
 pub enum UnpackError {
@@ -62,6 +63,28 @@ pub fn unpack_image(
     workers: usize,
     options: ApplyOptions,
 ) -> Result<Unpacked, UnpackError> {
+    unpack_with(
+        store,
+        snapshots,
+        manifest,
+        workers,
+        options,
+        Early::default(),
+    )
+}
+
+/// Layers unpacked before the image config was read, by blob digest: the
+/// staging directory and the DiffID found.
+type Early = Mutex<HashMap<Digest, (Staged, Digest)>>;
+
+fn unpack_with(
+    store: &ContentStore,
+    snapshots: &Snapshotter,
+    manifest: &Digest,
+    workers: usize,
+    options: ApplyOptions,
+    early: Early,
+) -> Result<Unpacked, UnpackError> {
     let manifest: Value = serde_json::from_slice(&store.read_blob(manifest)?)
         .map_err(|e| UnpackError::Invalid(format!("manifest: {e}")))?;
     let layers = digests(manifest.get("layers"), "layers")?;
@@ -94,6 +117,21 @@ pub fn unpack_image(
     let failure: Mutex<Option<UnpackError>> = Mutex::new(None);
     let next = AtomicUsize::new(0);
     let apply_one = |i: usize| -> Result<(), UnpackError> {
+        let ready = early
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&layers[i]);
+        if let Some((stage, diff_id)) = ready {
+            if diff_id != diff_ids[i] {
+                return Err(UnpackError::DiffId {
+                    layer: layers[i].clone(),
+                    expected: diff_ids[i].clone(),
+                    actual: diff_id,
+                });
+            }
+            staged.lock().unwrap_or_else(|p| p.into_inner())[i] = Some(stage.into_layer(&chain[i]));
+            return Ok(());
+        }
         let stage = snapshots.stage(&chain[i])?;
         let blob = store.open_blob(&layers[i])?;
         let applied = apply_layer(std::io::BufReader::new(blob), &stage.diff(), options).map_err(
@@ -145,4 +183,95 @@ pub fn unpack_image(
         layers: layers.len(),
         unpacked: todo.len(),
     })
+}
+
+/// Unpacks layers while an image is still downloading: each layer blob is
+/// applied (into a staging directory of its own) as soon as it is
+/// complete in the store, `workers` at once; [`EarlyUnpacker::finish`]
+/// then checks them against the config and publishes the image's stack.
+pub struct EarlyUnpacker {
+    sender: Option<mpsc::Sender<Digest>>,
+    workers: Vec<std::thread::JoinHandle<()>>,
+    early: Arc<Early>,
+    store: ContentStore,
+    snapshots: Snapshotter,
+    options: ApplyOptions,
+    threads: usize,
+}
+
+impl EarlyUnpacker {
+    pub fn new(
+        store: &ContentStore,
+        snapshots: &Snapshotter,
+        workers: usize,
+        options: ApplyOptions,
+    ) -> EarlyUnpacker {
+        let (sender, receiver) = mpsc::channel::<Digest>();
+        let receiver = Arc::new(Mutex::new(receiver));
+        let early: Arc<Early> = Arc::default();
+        let threads = workers.max(1);
+        let handles = (0..threads)
+            .map(|_| {
+                let receiver = receiver.clone();
+                let early = early.clone();
+                let store = store.clone();
+                let snapshots = snapshots.clone();
+                std::thread::spawn(move || loop {
+                    let next = receiver.lock().unwrap_or_else(|p| p.into_inner()).recv();
+                    let Ok(blob) = next else { break };
+                    // A failure here is not final: finish() applies the layer again and reports.
+                    let Ok(stage) = snapshots.stage(&blob) else {
+                        continue;
+                    };
+                    let Ok(file) = store.open_blob(&blob) else {
+                        continue;
+                    };
+                    if let Ok(applied) =
+                        apply_layer(std::io::BufReader::new(file), &stage.diff(), options)
+                    {
+                        early
+                            .lock()
+                            .unwrap_or_else(|p| p.into_inner())
+                            .insert(blob, (stage, applied.diff_id));
+                    }
+                })
+            })
+            .collect();
+        EarlyUnpacker {
+            sender: Some(sender),
+            workers: handles,
+            early,
+            store: store.clone(),
+            snapshots: snapshots.clone(),
+            options,
+            threads,
+        }
+    }
+
+    /// A layer blob is complete in the store: unpack it now.
+    pub fn layer_ready(&self, blob: &Digest) {
+        if let Some(sender) = &self.sender {
+            let _ = sender.send(blob.clone());
+        }
+    }
+
+    /// Waits for the early unpacks, applies what is still missing, checks
+    /// every DiffID and publishes the stack of the image `manifest`.
+    pub fn finish(mut self, manifest: &Digest) -> Result<Unpacked, UnpackError> {
+        self.sender = None;
+        for worker in self.workers.drain(..) {
+            let _ = worker.join();
+        }
+        let early = Arc::try_unwrap(std::mem::take(&mut self.early))
+            .map(|m| m.into_inner().unwrap_or_else(|p| p.into_inner()))
+            .unwrap_or_default();
+        unpack_with(
+            &self.store,
+            &self.snapshots,
+            manifest,
+            self.threads,
+            self.options,
+            Mutex::new(early),
+        )
+    }
 }

@@ -29,14 +29,31 @@ pub async fn fetch_blob(client: &reqwest::Client, base: &str, repo: &str, digest
 
 /// Pushes an OCI image (a config naming `arch`, and `layers`) to `repo:tag`
 /// over the API; returns the manifest's digest and bytes.
+/// A layer tar holding one file, `data`, with `contents` (deterministic:
+/// the same contents give the same bytes).
+pub fn tar_layer(contents: &[u8]) -> Vec<u8> {
+    let mut builder = tar::Builder::new(Vec::new());
+    let mut header = tar::Header::new_gnu();
+    header.set_size(contents.len() as u64);
+    header.set_mode(0o644);
+    header.set_mtime(1_700_000_000);
+    header.set_cksum();
+    builder
+        .append_data(&mut header, "data", contents)
+        .expect("tar entry");
+    builder.into_inner().expect("tar")
+}
+
+/// Pushes an image whose layers are tars made of `contents` by [`tar_layer`].
 pub async fn push_image(
     client: &reqwest::Client,
     base: &str,
     repo: &str,
     tag: &str,
     arch: &str,
-    layers: &[Vec<u8>],
+    contents: &[Vec<u8>],
 ) -> (String, Vec<u8>) {
+    let layers: Vec<Vec<u8>> = contents.iter().map(|c| tar_layer(c)).collect();
     let config = serde_json::json!({
         "architecture": arch, "os": "linux", "created": "2026-11-23T10:00:00Z",
         "config": {"Cmd": ["/bin/sh"]},
@@ -46,7 +63,7 @@ pub async fn push_image(
     .into_bytes();
     let config_digest = push_blob(client, base, repo, &config).await;
     let mut descriptors = Vec::new();
-    for layer in layers {
+    for layer in &layers {
         let digest = push_blob(client, base, repo, layer).await;
         descriptors.push(serde_json::json!({
             "mediaType": "application/vnd.oci.image.layer.v1.tar", "digest": digest, "size": layer.len()

@@ -2,7 +2,7 @@
 //! verification, resume after a registry crash), push, tag, images, rmi,
 //! tags and catalog across pages, manifest, digest, inspect, delete.
 
-use e2e::api::{push_image, push_index, put_manifest};
+use e2e::api::{push_image, push_index, put_manifest, tar_layer};
 use e2e::rctl::Rctl;
 use e2e::{http_client, sha256, RegistryOptions, RegistryProcess};
 use serde_json::Value;
@@ -146,7 +146,7 @@ async fn pull_push_and_the_local_store() {
     let layer_blob = rctl
         .root()
         .join("blobs/sha256")
-        .join(&sha256(&layers[3])["sha256:".len()..]);
+        .join(&sha256(&tar_layer(&layers[3]))["sha256:".len()..]);
     let out = rctl.ok(&["rmi", &target]);
     assert!(out.contains(&format!("Untagged: {target}")), "{out}");
     assert!(
@@ -262,14 +262,14 @@ async fn corrupted_blob_is_refused_and_not_kept() {
         std::slice::from_ref(&good),
     )
     .await;
-    let digest = sha256(&good);
+    let digest = sha256(&tar_layer(&good));
     let hex = &digest["sha256:".len()..];
     let path = registry
         .root()
         .join("blobs/sha256")
         .join(&hex[..2])
         .join(hex);
-    let mut corrupted = good.clone();
+    let mut corrupted = tar_layer(&good);
     corrupted[1000] ^= 0xff;
     std::fs::write(&path, &corrupted).unwrap();
 
@@ -345,7 +345,7 @@ async fn pull_resumes_after_registry_restart() {
         stdout.contains("resuming at"),
         "the pull did not resume:\n{stdout}\n{stderr}"
     );
-    let digest = sha256(&big);
+    let digest = sha256(&tar_layer(&big));
     let stored = std::fs::read(
         rctl.root()
             .join("blobs/sha256")
@@ -478,7 +478,7 @@ async fn concurrent_processes_share_one_store() {
     assert!(rctl
         .root()
         .join("blobs/sha256")
-        .join(&sha256(&shared)["sha256:".len()..])
+        .join(&sha256(&tar_layer(&shared))["sha256:".len()..])
         .exists());
     assert_eq!(
         blob_count(rctl.root()),

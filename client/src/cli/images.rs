@@ -93,14 +93,16 @@ pub async fn pull(context: &Context, args: PullArgs) -> Result<(), CliError> {
     }
     let display = std::sync::Arc::new(Display::for_stdout(args.quiet));
     let shown = display.clone();
-    let options = PullOptions {
-        platform,
-        max_concurrent_downloads: args.max_concurrent_downloads,
-        name: None,
-        report: Box::new(move |event| shown.event(event)),
-    };
     let store = context.store()?;
-    let pulled = pull::pull(&context.transport, &store, &reference, &options).await?;
+    let pulled = pull_and_unpack(
+        context,
+        &store,
+        &reference,
+        platform,
+        args.max_concurrent_downloads,
+        Box::new(move |event| shown.event(event)),
+    )
+    .await?;
     display.finish();
     if !args.quiet {
         println!("Digest: {}", pulled.digest);
@@ -112,6 +114,64 @@ pub async fn pull(context: &Context, args: PullArgs) -> Result<(), CliError> {
     }
     println!("{}", pulled.name);
     Ok(())
+}
+
+/// Pulls an image and unpacks its layers into the snapshotter, each
+/// layer as soon as its download completes (docker extracts one layer
+/// at a time, after the downloads).
+pub async fn pull_and_unpack(
+    context: &Context,
+    store: &rengine::store::ContentStore,
+    reference: &rctl::reference::ImageReference,
+    platform: Platform,
+    max_concurrent_downloads: usize,
+    report: Box<dyn Fn(rctl::pull::Event<'_>) + Send + Sync>,
+) -> Result<pull::Pulled, CliError> {
+    use rctl::pull::Event;
+    use rengine::unpack::EarlyUnpacker;
+    use std::sync::{Arc, Mutex};
+    let snapshots = rengine::snapshot::Snapshotter::open(rengine::runtime::monitor::layers_root(
+        &context.root,
+    ))?;
+    let workers = std::thread::available_parallelism().map_or(2, |n| n.get());
+    let unpacker = Arc::new(EarlyUnpacker::new(
+        store,
+        &snapshots,
+        workers,
+        rengine::applier::ApplyOptions::for_current_user(),
+    ));
+    let layers: Arc<Mutex<Vec<roci::Digest>>> = Arc::default();
+    let (early, planned) = (unpacker.clone(), layers.clone());
+    let options = PullOptions {
+        platform,
+        max_concurrent_downloads,
+        name: None,
+        report: Box::new(move |event| {
+            match &event {
+                Event::Plan { layers, .. } => {
+                    *planned.lock().unwrap_or_else(|p| p.into_inner()) = layers.to_vec()
+                }
+                Event::Done {
+                    digest,
+                    status: "Pull complete",
+                } if planned
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .contains(digest) =>
+                {
+                    early.layer_ready(digest)
+                }
+                _ => {}
+            }
+            report(event)
+        }),
+    };
+    let pulled = pull::pull(&context.transport, store, reference, &options).await;
+    drop(options);
+    let unpacker = Arc::into_inner(unpacker).ok_or("the unpacker is still shared")?;
+    let pulled = pulled?;
+    unpacker.finish(&pulled.manifest_digest)?;
+    Ok(pulled)
 }
 
 pub async fn copy(context: &Context, args: CopyArgs) -> Result<(), CliError> {
@@ -366,18 +426,55 @@ pub fn load(context: &Context, args: LoadArgs) -> Result<(), CliError> {
     Ok(())
 }
 
-pub fn rmi(context: &Context, references: &[String]) -> Result<(), CliError> {
+pub fn rmi(context: &Context, references: &[String], force: bool) -> Result<(), CliError> {
+    use rengine::runtime::containers::Containers;
+    use rengine::runtime::image;
     let store = context.store()?;
+    let containers = Containers::open(&context.root)?.list()?;
     let mut missing = Vec::new();
     for text in references {
         let name = reference(text)?.to_string();
-        match store.untag(&name)? {
-            Some(_) => println!("Untagged: {name}"),
-            None => missing.push(name),
+        let Some(stored) = store.resolve(&name)? else {
+            missing.push(name);
+            continue;
+        };
+        let last_name = !store
+            .images()?
+            .iter()
+            .any(|other| other.name != name && other.digest == stored.digest);
+        let image_id = image::read(&store, &stored.digest).ok().map(|i| i.id);
+        let user = containers
+            .iter()
+            .find(|c| Some(&c.config.image_id) == image_id.as_ref());
+        if let (Some(user), true, false) = (user, last_name, force) {
+            return Err(format!(
+                "conflict: unable to remove repository reference \"{name}\" (must force) - container {} is using its referenced image {}",
+                &user.config.id[..12],
+                image_id.map(|d| pull::short(&d)).unwrap_or_default()
+            )
+            .into());
         }
+        store.untag(&name)?;
+        println!("Untagged: {name}");
     }
     for digest in store.collect_garbage()? {
         println!("Deleted: {digest}");
+    }
+    // Unpacked layers no image and no container uses.
+    let mut keep: std::collections::HashSet<roci::Digest> = containers
+        .iter()
+        .flat_map(|c| c.config.layers.iter().cloned())
+        .collect();
+    for stored in store.images()? {
+        if let Ok(image) = image::read(&store, &stored.digest) {
+            keep.extend(image.layers);
+        }
+    }
+    let snapshots = rengine::snapshot::Snapshotter::open(rengine::runtime::monitor::layers_root(
+        &context.root,
+    ))?;
+    for chain_id in snapshots.collect(&keep)? {
+        tracing::debug!("removed unpacked layer {chain_id}");
     }
     if missing.is_empty() {
         Ok(())

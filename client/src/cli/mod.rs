@@ -65,7 +65,13 @@ enum Command {
     /// Give a stored image another name.
     Tag { source: String, target: String },
     /// Remove image names, and the blobs no other image uses.
-    Rmi { references: Vec<String> },
+    Rmi {
+        /// Untag even when a container uses the image.
+        #[arg(short = 'f', long)]
+        force: bool,
+        #[arg(required = true)]
+        references: Vec<String>,
+    },
     /// Write stored images to a tar archive (docker-archive, or OCI with --format oci).
     Save(images::SaveArgs),
     /// Read images from a docker-archive or OCI archive.
@@ -208,7 +214,7 @@ pub fn run(cli: Cli) -> Result<i32, CliError> {
         Command::Push(args) => block_on(images::push(&context, args))?.map(|()| 0),
         Command::Images(args) => images::images(&context, args).map(|()| 0),
         Command::Tag { source, target } => images::tag(&context, &source, &target).map(|()| 0),
-        Command::Rmi { references } => images::rmi(&context, &references).map(|()| 0),
+        Command::Rmi { references, force } => images::rmi(&context, &references, force).map(|()| 0),
         Command::Save(args) => images::save(&context, args).map(|()| 0),
         Command::Load(args) => images::load(&context, args).map(|()| 0),
         Command::Run(args) => run::run(&context, args),

@@ -60,7 +60,7 @@ impl Display {
                         short(digest)
                     )
                 }
-                Event::Progress { .. } => {}
+                Event::Progress { .. } | Event::Plan { .. } => {}
             },
             Display::Terminal(rows) => {
                 let mut rows = rows.lock().unwrap_or_else(|p| p.into_inner());
@@ -107,6 +107,7 @@ impl Rows {
     fn update(&mut self, event: Event<'_>) {
         let force = !matches!(event, Event::Progress { .. });
         match event {
+            Event::Plan { .. } => return,
             Event::Progress {
                 digest,
                 written,

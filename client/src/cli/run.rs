@@ -5,7 +5,6 @@
 use super::{reference, CliError, Context};
 use clap::{ArgAction, Args};
 use rctl::platform::Platform;
-use rctl::pull::{self, PullOptions};
 use rengine::runtime::config::{ContainerConfig, MountConfig, Network, ProcessConfig, Resources};
 use rengine::runtime::containers::Containers;
 use rengine::runtime::image::{self, RunnableImage};
@@ -161,14 +160,14 @@ fn ensure_image(context: &Context, args: &CreateArgs) -> Result<(String, Runnabl
             Some(text) => text.parse::<Platform>()?,
             None => Platform::host(),
         };
-        let options = PullOptions {
+        let pulled = super::block_on(super::images::pull_and_unpack(
+            context,
+            &store,
+            &reference,
             platform,
-            max_concurrent_downloads: 3,
-            name: None,
-            report: Box::new(|_| {}),
-        };
-        let pulled =
-            super::block_on(pull::pull(&context.transport, &store, &reference, &options))??;
+            3,
+            Box::new(|_| {}),
+        ))??;
         eprintln!("Digest: {}", pulled.digest);
         eprintln!("Status: Downloaded newer image for {}", pulled.name);
         pulled.manifest_digest

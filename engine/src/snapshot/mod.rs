@@ -90,6 +90,13 @@ impl Staged {
     pub fn diff(&self) -> PathBuf {
         self.dir.join("diff")
     }
+
+    /// Names the layer this staging directory will be published as (for
+    /// a layer unpacked before its ChainID was known).
+    pub fn into_layer(mut self, chain_id: &Digest) -> Staged {
+        self.chain_id = chain_id.clone();
+        self
+    }
 }
 
 impl Drop for Staged {
