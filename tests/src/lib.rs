@@ -6,12 +6,13 @@
 pub mod api;
 pub mod docker;
 pub mod front;
+pub mod images;
 pub mod process;
 pub mod rctl;
 pub mod registry;
 pub mod tls;
 
-pub use process::{free_port, require_tool, Child};
+pub use process::{free_port, require_root, require_tool, Child};
 pub use registry::{RegistryOptions, RegistryProcess};
 
 use std::path::PathBuf;

@@ -107,6 +107,26 @@ pub fn require_tool(tool: &str, test: &str) -> bool {
     false
 }
 
+/// Whether this test runs as root with what containers need (overlayfs
+/// and namespaces). When not: in CI (which runs as root) this fails the
+/// test; elsewhere it prints why the test is skipped and returns false.
+pub fn require_root(test: &str) -> bool {
+    let root = std::fs::read_to_string("/proc/self/status")
+        .map(|s| {
+            s.lines()
+                .any(|l| l.starts_with("Uid:") && l.split_whitespace().nth(2) == Some("0"))
+        })
+        .unwrap_or(false);
+    if root {
+        return true;
+    }
+    if std::env::var_os("CI").is_some() {
+        panic!("{test}: CI runs as root, but this test is not running as root");
+    }
+    eprintln!("SKIPPED {test}: containers need root (run the tests as root)");
+    false
+}
+
 /// Polls `check` until it returns true or `timeout` passes.
 pub fn wait_until(timeout: Duration, mut check: impl FnMut() -> bool) -> bool {
     let deadline = Instant::now() + timeout;

@@ -487,11 +487,20 @@ fn human_bytes(bytes: u64) -> String {
         value /= 1024.0;
         unit += 1;
     }
-    if unit == 0 {
-        format!("{bytes}B")
+    // Four significant digits, as docker's `%.4g`: 1.539MiB, 64MiB, 23.54GiB.
+    let decimals = match value {
+        v if v >= 1000.0 => 0,
+        v if v >= 100.0 => 1,
+        v if v >= 10.0 => 2,
+        _ => 3,
+    };
+    let text = format!("{value:.decimals$}");
+    let text = if text.contains('.') {
+        text.trim_end_matches('0').trim_end_matches('.')
     } else {
-        format!("{value:.2}{}", units[unit])
-    }
+        &text
+    };
+    format!("{text}{}", units[unit])
 }
 
 fn host_memory() -> u64 {

@@ -1,0 +1,121 @@
+//! Images for container tests: busybox built `FROM scratch` out of
+//! Debian's busybox-static (one layer: the binary, a link per applet, and
+//! an `/etc/passwd` and `/etc/group` with a non-root user), pushed to a
+//! registry through the distribution API.
+
+use crate::api::{push_blob, put_manifest};
+use std::process::Command;
+
+fn dir(builder: &mut tar::Builder<Vec<u8>>, path: &str, mode: u32) {
+    let mut header = tar::Header::new_gnu();
+    header.set_entry_type(tar::EntryType::Directory);
+    header.set_size(0);
+    header.set_mode(mode);
+    header.set_mtime(1_700_000_000);
+    header.set_cksum();
+    builder
+        .append_data(&mut header, path, std::io::empty())
+        .expect("tar dir");
+}
+
+fn file(builder: &mut tar::Builder<Vec<u8>>, path: &str, mode: u32, contents: &[u8]) {
+    let mut header = tar::Header::new_gnu();
+    header.set_size(contents.len() as u64);
+    header.set_mode(mode);
+    header.set_mtime(1_700_000_000);
+    header.set_cksum();
+    builder
+        .append_data(&mut header, path, contents)
+        .expect("tar file");
+}
+
+/// The busybox layer (an uncompressed tar).
+pub fn busybox_layer() -> Vec<u8> {
+    let which = Command::new("sh")
+        .args(["-c", "command -v busybox"])
+        .output()
+        .expect("find busybox");
+    let path = String::from_utf8_lossy(&which.stdout).trim().to_string();
+    let binary = std::fs::read(&path).expect("read busybox (apt-get install busybox-static)");
+    let list = Command::new(&path)
+        .arg("--list")
+        .output()
+        .expect("busybox --list");
+    let mut builder = tar::Builder::new(Vec::new());
+    for (name, mode) in [
+        ("bin", 0o755),
+        ("etc", 0o755),
+        ("tmp", 0o1777),
+        ("root", 0o700),
+        ("home", 0o755),
+        ("home/alice", 0o755),
+    ] {
+        dir(&mut builder, name, mode);
+    }
+    file(&mut builder, "bin/busybox", 0o755, &binary);
+    for applet in String::from_utf8_lossy(&list.stdout).split_whitespace() {
+        if applet == "busybox" {
+            continue;
+        }
+        let mut header = tar::Header::new_gnu();
+        header.set_entry_type(tar::EntryType::Symlink);
+        header.set_size(0);
+        header.set_mode(0o777);
+        header.set_mtime(1_700_000_000);
+        builder
+            .append_link(&mut header, format!("bin/{applet}"), "busybox")
+            .expect("tar link");
+    }
+    file(
+        &mut builder,
+        "etc/passwd",
+        0o644,
+        b"root:x:0:0:root:/root:/bin/sh\nalice:x:1000:100:Alice:/home/alice:/bin/sh\n",
+    );
+    file(
+        &mut builder,
+        "etc/group",
+        0o644,
+        b"root:x:0:\nusers:x:100:\nwheel:x:10:alice\n",
+    );
+    builder.into_inner().expect("tar")
+}
+
+/// Pushes busybox as `repo:tag` with `config` as the image's `config`
+/// section (Cmd, Env, ...); returns the manifest digest.
+pub async fn push_busybox(
+    client: &reqwest::Client,
+    base: &str,
+    repo: &str,
+    tag: &str,
+    config: serde_json::Value,
+) -> String {
+    let layer = busybox_layer();
+    let layer_digest = push_blob(client, base, repo, &layer).await;
+    let image_config = serde_json::json!({
+        "architecture": "amd64", "os": "linux", "created": "2026-11-23T10:00:00Z",
+        "config": config,
+        "rootfs": {"type": "layers", "diff_ids": [layer_digest]},
+        "history": [{"created_by": "busybox-static"}],
+    })
+    .to_string()
+    .into_bytes();
+    let config_digest = push_blob(client, base, repo, &image_config).await;
+    let manifest = serde_json::json!({
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.oci.image.manifest.v1+json",
+        "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": config_digest, "size": image_config.len()},
+        "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar", "digest": layer_digest, "size": layer.len()}],
+    });
+    let bytes = serde_json::to_vec(&manifest).expect("manifest");
+    put_manifest(
+        client,
+        base,
+        repo,
+        tag,
+        "application/vnd.oci.image.manifest.v1+json",
+        &bytes,
+    )
+    .await;
+    crate::sha256(&bytes)
+}

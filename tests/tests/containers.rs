@@ -1,0 +1,715 @@
+//! Containers end to end, as root: busybox built `FROM scratch` out of
+//! Debian's busybox-static, pushed to a real rregistry, pulled by `rctl
+//! run`, and run in namespaces and cgroups by the real `rctl` binary.
+
+use e2e::images::push_busybox;
+use e2e::process::wait_until;
+use e2e::rctl::Rctl;
+use e2e::{http_client, require_root, RegistryOptions, RegistryProcess};
+use serde_json::{json, Value};
+use std::io::{Read, Write};
+use std::process::{Command, Output, Stdio};
+use std::time::Duration;
+
+/// A registry holding busybox images and an rctl with an empty store.
+struct Fixture {
+    registry: RegistryProcess,
+    rctl: Rctl,
+}
+
+impl Fixture {
+    /// `None` (the test is skipped, with the reason printed) when not root.
+    async fn new(test: &str) -> Option<Fixture> {
+        if !require_root(test) {
+            return None;
+        }
+        let registry = RegistryProcess::start(RegistryOptions::default());
+        push_busybox(
+            &http_client(),
+            &registry.url(),
+            "busybox",
+            "latest",
+            json!({"Env": ["PATH=/bin", "FROM_IMAGE=yes"], "Cmd": ["sh"]}),
+        )
+        .await;
+        Some(Fixture {
+            registry,
+            rctl: Rctl::new(),
+        })
+    }
+
+    fn image(&self) -> String {
+        format!("{}/busybox", self.registry.host())
+    }
+
+    async fn push(&self, repo: &str, config: Value) -> String {
+        push_busybox(&http_client(), &self.registry.url(), repo, "1", config).await;
+        format!("{}/{repo}:1", self.registry.host())
+    }
+
+    /// `rctl run --rm IMAGE ARGS...`.
+    fn run(&self, flags: &[&str], args: &[&str]) -> Output {
+        let image = self.image();
+        let mut all = vec!["run", "--rm"];
+        all.extend_from_slice(flags);
+        all.push(&image);
+        all.extend_from_slice(args);
+        self.rctl.run(&all)
+    }
+
+    /// Runs and returns stdout, asserting success.
+    fn out(&self, flags: &[&str], args: &[&str]) -> String {
+        let output = self.run(flags, args);
+        assert!(
+            output.status.success(),
+            "run {flags:?} {args:?}: {}\n{}",
+            output.status,
+            String::from_utf8_lossy(&output.stderr)
+        );
+        String::from_utf8_lossy(&output.stdout).into_owned()
+    }
+
+    fn inspect(&self, name: &str) -> Value {
+        let text = self.rctl.ok(&["inspect", name]);
+        let all: Value = serde_json::from_str(&text).expect("inspect JSON");
+        all[0].clone()
+    }
+}
+
+fn stderr(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+/// The cgroup directories a container would have, on v1 or v2.
+fn cgroup_dirs(id: &str) -> Vec<std::path::PathBuf> {
+    let v2 = std::path::Path::new("/sys/fs/cgroup/cgroup.controllers").exists();
+    if v2 {
+        vec![format!("/sys/fs/cgroup/rctl/{id}").into()]
+    } else {
+        ["memory", "pids", "freezer"]
+            .iter()
+            .map(|c| format!("/sys/fs/cgroup/{c}/rctl/{id}").into())
+            .collect()
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn run_pulls_and_runs_with_docker_process_semantics() {
+    let Some(f) = Fixture::new("run_pulls_and_runs_with_docker_process_semantics").await else {
+        return;
+    };
+    // Pulled on first use, as docker run does.
+    let first = f.run(&[], &["echo", "hi"]);
+    assert!(first.status.success(), "{}", stderr(&first));
+    assert_eq!(String::from_utf8_lossy(&first.stdout), "hi\n");
+    assert!(
+        stderr(&first).contains("Unable to find image"),
+        "{}",
+        stderr(&first)
+    );
+    // Exit codes pass through; a missing executable is docker's 127.
+    assert_eq!(f.run(&[], &["sh", "-c", "exit 3"]).status.code(), Some(3));
+    let missing = f.run(&[], &["nosuch"]);
+    assert_eq!(missing.status.code(), Some(127));
+    assert!(
+        stderr(&missing).contains("exec: \"nosuch\": executable file not found in $PATH"),
+        "{}",
+        stderr(&missing)
+    );
+    // PID 1 is the command.
+    let ps = f.out(&[], &["ps", "-o", "pid,comm"]);
+    assert!(
+        ps.lines()
+            .any(|l| l.split_whitespace().collect::<Vec<_>>() == ["1", "ps"]),
+        "{ps}"
+    );
+    // Hostname, environment, working directory and user as asked.
+    let env_file = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(env_file.path(), "# comment\nFROM_FILE=ok\n").unwrap();
+    let out = f.out(
+        &[
+            "-h",
+            "myhost",
+            "-e",
+            "GIVEN=bar",
+            "--env-file",
+            env_file.path().to_str().unwrap(),
+            "-w",
+            "/work/dir",
+            "-u",
+            "alice",
+        ],
+        &[
+            "sh",
+            "-c",
+            "hostname; cat /etc/hostname; echo $GIVEN $FROM_IMAGE $FROM_FILE; pwd; id -u; id -g; id -G; echo $HOME",
+        ],
+    );
+    assert_eq!(
+        out.lines().collect::<Vec<_>>(),
+        [
+            "myhost",
+            "myhost",
+            "bar yes ok",
+            "/work/dir",
+            "1000",
+            "100",
+            "100 10",
+            "/home/alice"
+        ],
+        "{out}"
+    );
+    assert_eq!(f.out(&["-u", "4242:10"], &["id", "-u"]).trim(), "4242");
+    assert_eq!(f.out(&["-u", "4242:10"], &["id", "-g"]).trim(), "10");
+    assert!(!f.run(&["-u", "nobody-here"], &["true"]).status.success());
+    // The default hostname is the short container id.
+    let id = f
+        .rctl
+        .ok(&["create", &f.image(), "hostname"])
+        .trim()
+        .to_string();
+    let out = f.rctl.ok(&["start", "-a", &id]);
+    assert_eq!(out.trim(), &id[..12]);
+    f.rctl.ok(&["rm", &id]);
+
+    // ENTRYPOINT and CMD combined as docker does.
+    let image = f
+        .push(
+            "ep",
+            json!({"Entrypoint": ["echo", "ep"], "Cmd": ["default"]}),
+        )
+        .await;
+    assert_eq!(f.rctl.ok(&["run", "--rm", &image]), "ep default\n");
+    assert_eq!(f.rctl.ok(&["run", "--rm", &image, "given"]), "ep given\n");
+    assert_eq!(
+        f.rctl
+            .ok(&["run", "--rm", "--entrypoint", "echo", &image, "only"]),
+        "only\n"
+    );
+    // Clear errors: no command, a missing image, a name in use.
+    let nocmd = f.push("nocmd", json!({})).await;
+    let out = f.rctl.run(&["run", "--rm", &nocmd]);
+    assert_eq!(out.status.code(), Some(125));
+    assert!(
+        stderr(&out).contains("No command specified"),
+        "{}",
+        stderr(&out)
+    );
+    let out = f.rctl.run(&[
+        "run",
+        "--rm",
+        &format!("{}/no/such:1", f.registry.host()),
+        "true",
+    ]);
+    assert_eq!(out.status.code(), Some(125));
+    assert!(stderr(&out).contains("no/such"), "{}", stderr(&out));
+    f.rctl.ok(&["create", "--name", "dup", &f.image(), "true"]);
+    let out = f.rctl.run(&["create", "--name", "dup", &f.image(), "true"]);
+    assert!(
+        stderr(&out).contains("The container name \"/dup\" is already in use"),
+        "{}",
+        stderr(&out)
+    );
+    f.rctl.ok(&["rm", "dup"]);
+    // --rm left nothing behind.
+    assert_eq!(f.rctl.ok(&["ps", "-a", "-q"]), "");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn containers_are_isolated() {
+    let Some(f) = Fixture::new("containers_are_isolated").await else {
+        return;
+    };
+    // A write in one container is not seen by another from the same image.
+    f.rctl.ok(&[
+        "run",
+        "--name",
+        "writer",
+        &f.image(),
+        "sh",
+        "-c",
+        "echo mine > /tmp/written; echo changed > /etc/group",
+    ]);
+    let out = f.run(
+        &[],
+        &["sh", "-c", "cat /tmp/written; grep -c wheel /etc/group"],
+    );
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "1\n");
+    assert!(
+        stderr(&out).contains("can't open '/tmp/written'"),
+        "{}",
+        stderr(&out)
+    );
+    // ... while its own changes stay with it.
+    let upper = f.inspect("writer")["GraphDriver"]["Data"]["UpperDir"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert_eq!(
+        std::fs::read_to_string(format!("{upper}/tmp/written")).unwrap(),
+        "mine\n"
+    );
+    f.rctl.ok(&["rm", "writer"]);
+    assert!(!std::path::Path::new(&upper).exists());
+    // Its own network namespace with only loopback, up; or the host's.
+    let links = f.out(&[], &["ip", "-o", "link"]);
+    assert_eq!(links.lines().count(), 1, "{links}");
+    assert!(links.contains("lo:") && links.contains("UP"), "{links}");
+    let host_links = f.out(&["--network", "host"], &["ip", "-o", "link"]);
+    let ours = std::fs::read_dir("/sys/class/net").unwrap().count();
+    assert_eq!(host_links.lines().count(), ours, "{host_links}");
+    // Its own pid, uts and ipc namespaces; /sys read-only; the /dev nodes docker gives.
+    let out = f.out(
+        &[],
+        &[
+            "sh",
+            "-c",
+            "ps -o pid | wc -l; touch /sys/x 2>/dev/null || echo sys-ro; ls /dev | tr '\\n' ' '",
+        ],
+    );
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines[0].trim(), "4", "{out}"); // header, sh, ps and wc: nothing of the host
+    assert_eq!(lines[1], "sys-ro");
+    for node in [
+        "null", "zero", "full", "random", "urandom", "tty", "ptmx", "pts", "shm",
+    ] {
+        assert!(
+            lines[2].split(' ').any(|n| n == node),
+            "no /dev/{node}: {out}"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn resources_are_limited_and_oom_is_reported() {
+    let Some(f) = Fixture::new("resources_are_limited_and_oom_is_reported").await else {
+        return;
+    };
+    // Memory: a process allocating past the limit is killed, and rctl says why.
+    let out = f.rctl.run(&[
+        "run",
+        "--name",
+        "hog",
+        "-m",
+        "32m",
+        &f.image(),
+        "sh",
+        "-c",
+        "x=$(head -c 200m /dev/zero | tr '\\0' a); echo survived",
+    ]);
+    assert_eq!(out.status.code(), Some(137), "{}", stderr(&out));
+    assert!(!String::from_utf8_lossy(&out.stdout).contains("survived"));
+    assert!(stderr(&out).contains("out of memory"), "{}", stderr(&out));
+    let hog = f.inspect("hog");
+    assert_eq!(hog["State"]["OOMKilled"], true, "{hog}");
+    assert_eq!(hog["State"]["ExitCode"], 137);
+    assert_eq!(hog["HostConfig"]["Memory"], 32 * 1024 * 1024);
+    // The cgroup went with the container.
+    let id = hog["Id"].as_str().unwrap();
+    for dir in cgroup_dirs(id) {
+        assert!(!dir.exists(), "{} was left behind", dir.display());
+    }
+    f.rctl.ok(&["rm", "hog"]);
+    // Pids: a fork bomb hits the limit.
+    let id = f
+        .rctl
+        .ok(&[
+            "run",
+            "-d",
+            "--pids-limit",
+            "10",
+            &f.image(),
+            "sh",
+            "-c",
+            "sh -c 'while true; do sleep 30 & done'; echo spawned; exec sleep 30",
+        ])
+        .trim()
+        .to_string();
+    assert!(wait_until(Duration::from_secs(10), || f
+        .rctl
+        .ok(&["logs", &id])
+        .contains("spawned")));
+    let logs = f.rctl.ok(&["logs", &id]);
+    assert!(logs.contains("can't fork"), "{logs}");
+    let stats = f.rctl.ok(&["stats", "--no-stream", &id]);
+    let pids: u64 = stats
+        .lines()
+        .nth(1)
+        .and_then(|l| l.split_whitespace().last())
+        .and_then(|p| p.parse().ok())
+        .unwrap_or(0);
+    // The bomb's shell died at the limit; what it started lives on, under it.
+    assert!((8..=10).contains(&pids), "{stats}");
+    f.rctl.ok(&["rm", "-f", &id]);
+    // CPU quota is accepted and shown.
+    let id = f
+        .rctl
+        .ok(&[
+            "run",
+            "-d",
+            "--cpus",
+            "0.5",
+            "-m",
+            "64m",
+            &f.image(),
+            "sleep",
+            "30",
+        ])
+        .trim()
+        .to_string();
+    let stats = f.rctl.ok(&["stats", "--no-stream", &id]);
+    assert!(
+        stats.contains(&id[..12]) && stats.contains("64MiB"),
+        "{stats}"
+    );
+    assert_eq!(f.inspect(&id)["HostConfig"]["NanoCpus"], 500_000_000u64);
+    f.rctl.ok(&["rm", "-f", &id]);
+    for dir in cgroup_dirs(&id) {
+        assert!(!dir.exists(), "{} was left behind", dir.display());
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn init_reaps_zombies() {
+    let Some(f) = Fixture::new("init_reaps_zombies").await else {
+        return;
+    };
+    // An orphan reparented to PID 1: `sleep` never reaps it; --init does.
+    let script = "sh -c 'sleep 0.1 &'; exec sleep 30";
+    for (init, zombies) in [(false, 1), (true, 0)] {
+        let mut args = vec!["run", "-d"];
+        if init {
+            args.push("--init");
+        }
+        let image = f.image();
+        args.extend_from_slice(&[&image, "sh", "-c", script]);
+        let id = f.rctl.ok(&args).trim().to_string();
+        std::thread::sleep(Duration::from_millis(600));
+        let ps = f.rctl.ok(&["exec", &id, "ps", "-o", "stat"]);
+        let found = ps.lines().filter(|l| l.trim().starts_with('Z')).count();
+        assert_eq!(found, zombies, "--init {init}: {ps}");
+        // Signals reach the command through the reaper.
+        f.rctl.ok(&["stop", "-t", "5", &id]);
+        let state = f.inspect(&id)["State"].clone();
+        let expected = if init { 143 } else { 137 }; // sleep as PID 1 ignores SIGTERM
+        assert_eq!(state["ExitCode"], expected, "--init {init}: {state}");
+        f.rctl.ok(&["rm", &id]);
+    }
+}
+
+fn file_len(path: &std::path::Path) -> u64 {
+    std::fs::metadata(path).map(|m| m.len()).unwrap_or(0)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn detached_lifecycle_pause_exec_logs_stop() {
+    let Some(f) = Fixture::new("detached_lifecycle_pause_exec_logs_stop").await else {
+        return;
+    };
+    let shared = tempfile::tempdir().unwrap();
+    let ticks = shared.path().join("ticks");
+    let mount = format!("{}:/shared", shared.path().display());
+    let id = f
+        .rctl
+        .ok(&[
+            "run",
+            "-d",
+            "--name",
+            "ticker",
+            "-v",
+            &mount,
+            &f.image(),
+            "sh",
+            "-c",
+            "trap 'echo bye; exit 0' TERM; echo started; while true; do echo t >> /shared/ticks; sleep 0.05; done",
+        ])
+        .trim()
+        .to_string();
+    assert_eq!(id.len(), 64);
+    // rctl has exited; a new rctl sees the container running, and it runs.
+    assert!(wait_until(Duration::from_secs(5), || file_len(&ticks) > 10));
+    let ps = f.rctl.ok(&["ps"]);
+    assert!(ps.contains("ticker") && ps.contains("Up "), "{ps}");
+    assert!(
+        ps.contains("CONTAINER ID") && ps.contains(&id[..12]),
+        "{ps}"
+    );
+    // exec joins it.
+    let out = f.rctl.ok(&[
+        "exec",
+        "ticker",
+        "sh",
+        "-c",
+        "hostname; ls /shared; tr '\\0' ' ' < /proc/1/cmdline",
+    ]);
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines[..2], [&id[..12], "ticks"], "{out}");
+    assert!(
+        lines[2].contains("while true"),
+        "PID 1 is not the container's command: {out}"
+    );
+    let out = f.rctl.run(&["exec", "ticker", "sh", "-c", "exit 5"]);
+    assert_eq!(out.status.code(), Some(5));
+    // pause freezes, unpause resumes.
+    f.rctl.ok(&["pause", "ticker"]);
+    assert!(f.rctl.ok(&["ps"]).contains("(Paused)"));
+    assert_eq!(f.inspect("ticker")["State"]["Status"], "paused");
+    let frozen = file_len(&ticks);
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(file_len(&ticks), frozen, "the container ran while paused");
+    f.rctl.ok(&["unpause", "ticker"]);
+    assert!(wait_until(Duration::from_secs(5), || file_len(&ticks) > frozen));
+    // stats and logs.
+    let stats = f.rctl.ok(&["stats", "--no-stream"]);
+    assert!(
+        stats.contains("ticker") && stats.contains("MEM USAGE / LIMIT"),
+        "{stats}"
+    );
+    assert_eq!(f.rctl.ok(&["logs", "ticker"]), "started\n");
+    // stop: SIGTERM first, which the trap takes.
+    let follow = f
+        .rctl
+        .command()
+        .args(["logs", "-f", "ticker"])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    f.rctl.ok(&["stop", "ticker"]);
+    let followed = follow.wait_with_output().unwrap();
+    assert_eq!(String::from_utf8_lossy(&followed.stdout), "started\nbye\n");
+    let state = f.inspect("ticker")["State"].clone();
+    assert_eq!(
+        (state["Status"].as_str(), state["ExitCode"].as_i64()),
+        (Some("exited"), Some(0)),
+        "{state}"
+    );
+    assert!(f.rctl.ok(&["ps", "-a"]).contains("Exited (0)"));
+    // start again, then kill with a signal of our choice.
+    f.rctl.ok(&["start", "ticker"]);
+    assert!(f.rctl.ok(&["ps"]).contains("ticker"));
+    f.rctl.ok(&["kill", "-s", "TERM", "ticker"]);
+    assert!(wait_until(Duration::from_secs(5), || !f
+        .rctl
+        .ok(&["ps"])
+        .contains("ticker")));
+    f.rctl.ok(&["rm", "ticker"]);
+
+    // A container that ends while no rctl watches is shown exited with its code.
+    let id = f
+        .rctl
+        .ok(&["run", "-d", &f.image(), "sh", "-c", "sleep 0.3; exit 7"]);
+    std::thread::sleep(Duration::from_millis(1000));
+    let ps = f.rctl.ok(&["ps", "-a"]);
+    assert!(ps.contains("Exited (7)"), "{ps}");
+    // rm refuses a running container without -f.
+    let running = f.rctl.ok(&["run", "-d", &f.image(), "sleep", "30"]);
+    let out = f.rctl.run(&["rm", running.trim()]);
+    assert!(
+        stderr(&out).contains("You cannot remove a running container"),
+        "{}",
+        stderr(&out)
+    );
+    f.rctl.ok(&["rm", "-f", running.trim(), id.trim()]);
+    assert_eq!(f.rctl.ok(&["ps", "-a", "-q"]), "");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn published_port_reaches_a_server_inside() {
+    let Some(f) = Fixture::new("published_port_reaches_a_server_inside").await else {
+        return;
+    };
+    let port = e2e::free_port();
+    let publish = format!("127.0.0.1:{port}:8080");
+    let id = f
+        .rctl
+        .ok(&[
+            "run",
+            "-d",
+            "-p",
+            &publish,
+            &f.image(),
+            "sh",
+            "-c",
+            "mkdir /www; echo served-from-inside > /www/index.html; exec httpd -f -p 127.0.0.1:8080 -h /www",
+        ])
+        .trim()
+        .to_string();
+    let get = || -> Option<String> {
+        let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
+        stream
+            .write_all(b"GET /index.html HTTP/1.0\r\nHost: x\r\n\r\n")
+            .ok()?;
+        let mut response = String::new();
+        stream.read_to_string(&mut response).ok()?;
+        Some(response)
+    };
+    let mut response = None;
+    assert!(wait_until(Duration::from_secs(5), || {
+        response = get().filter(|r| r.contains("served-from-inside"));
+        response.is_some()
+    }));
+    assert!(f
+        .rctl
+        .ok(&["ps"])
+        .contains(&format!("127.0.0.1:{port}->8080/tcp")));
+    // The relay ends with the container.
+    f.rctl.ok(&["rm", "-f", &id]);
+    assert!(wait_until(Duration::from_secs(5), || {
+        std::net::TcpStream::connect(("127.0.0.1", port)).is_err()
+    }));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn signals_and_terminals() {
+    let Some(f) = Fixture::new("signals_and_terminals").await else {
+        return;
+    };
+    // A signal sent to `rctl run` reaches the container.
+    f.out(&[], &["true"]); // pull first
+    let marker = tempfile::tempdir().unwrap();
+    let mount = format!("{}:/m", marker.path().display());
+    let image = f.image();
+    let mut child = f
+        .rctl
+        .command()
+        .args([
+            "run",
+            "--rm",
+            "-v",
+            &mount,
+            &image,
+            "sh",
+            "-c",
+            "trap 'echo got-term; exit 9' TERM; touch /m/ready; while true; do sleep 0.05; done",
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    assert!(wait_until(Duration::from_secs(5), || marker
+        .path()
+        .join("ready")
+        .exists()));
+    Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    let status = child.wait().unwrap();
+    let mut out = String::new();
+    child
+        .stdout
+        .take()
+        .unwrap()
+        .read_to_string(&mut out)
+        .unwrap();
+    assert_eq!(status.code(), Some(9), "{out}");
+    assert_eq!(out, "got-term\n");
+
+    // -t gives a real terminal with the caller's window size (under `script`, a pty).
+    if !e2e::require_tool("script", "signals_and_terminals") {
+        return;
+    }
+    let rctl = e2e::workspace_bin("rctl");
+    let line = format!(
+        "stty rows 33 cols 91; DOCKER_CONFIG={} {} --root {} run --rm -t {image} sh -c 'test -t 0 && echo is-tty; stty size; exit 4'",
+        f.rctl.docker_config.display(),
+        rctl.display(),
+        f.rctl.root.display()
+    );
+    let out = Command::new("script")
+        .args(["-qec", &line, "/dev/null"])
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(4), "{text}");
+    assert!(text.contains("is-tty") && text.contains("33 91"), "{text}");
+    // -i passes standard input through.
+    let mut child = f
+        .rctl
+        .command()
+        .args(["run", "--rm", "-i", &image, "sh"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(b"echo from-stdin; exit 6\n")
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(6));
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "from-stdin\n");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn bind_mounts_and_volumes() {
+    let Some(f) = Fixture::new("bind_mounts_and_volumes").await else {
+        return;
+    };
+    // A bind mount is shared both ways; :ro is read-only.
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("from-host"), "host\n").unwrap();
+    let rw = format!("{}:/data", dir.path().display());
+    let out = f.out(
+        &["-v", &rw],
+        &[
+            "sh",
+            "-c",
+            "cat /data/from-host; echo container > /data/from-container",
+        ],
+    );
+    assert_eq!(out, "host\n");
+    assert_eq!(
+        std::fs::read_to_string(dir.path().join("from-container")).unwrap(),
+        "container\n"
+    );
+    let ro = format!("{}:/data:ro", dir.path().display());
+    let out = f.run(&["-v", &ro], &["sh", "-c", "echo x > /data/nope"]);
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains("Read-only file system"),
+        "{}",
+        stderr(&out)
+    );
+    // A named volume outlives its containers; rm refuses it while used.
+    f.rctl.ok(&["volume", "create", "keep"]);
+    f.out(&["-v", "keep:/v"], &["sh", "-c", "echo kept > /v/file"]);
+    assert_eq!(f.out(&["-v", "keep:/v:ro"], &["cat", "/v/file"]), "kept\n");
+    assert!(f.rctl.ok(&["volume", "ls"]).contains("keep"));
+    let id = f.rctl.ok(&["create", "-v", "keep:/v", &f.image(), "true"]);
+    assert!(stderr(&f.rctl.run(&["volume", "rm", "keep"])).contains("volume is in use"));
+    f.rctl.ok(&["rm", id.trim()]);
+    f.rctl.ok(&["volume", "rm", "keep"]);
+    assert!(!f.rctl.ok(&["volume", "ls", "-q"]).contains("keep"));
+    // An image VOLUME gets an anonymous volume, removed with its container.
+    let image = f
+        .push("withvol", json!({"Cmd": ["sh"], "Volumes": {"/etc": {}}}))
+        .await;
+    let id = f
+        .rctl
+        .ok(&[
+            "run",
+            "-d",
+            &image,
+            "sh",
+            "-c",
+            "cat /etc/passwd | head -1; sleep 30",
+        ])
+        .trim()
+        .to_string();
+    let mounts = f.inspect(&id)["Mounts"].clone();
+    assert_eq!(mounts[0]["Type"], "volume", "{mounts}");
+    assert_eq!(mounts[0]["Destination"], "/etc");
+    let source = mounts[0]["Source"].as_str().unwrap().to_string();
+    // The new volume was filled with the image's files.
+    assert!(wait_until(Duration::from_secs(5), || std::path::Path::new(
+        &source
+    )
+    .join("passwd")
+    .exists()));
+    f.rctl.ok(&["rm", "-f", &id]);
+    assert!(!std::path::Path::new(&source).exists());
+}
