@@ -81,6 +81,14 @@ pub fn busybox_layer() -> Vec<u8> {
     builder.into_inner().expect("tar")
 }
 
+/// A layer above busybox: the blob as pushed, its media type, and the
+/// uncompressed tar (whose digest is the DiffID).
+pub struct ExtraLayer {
+    pub blob: Vec<u8>,
+    pub media_type: &'static str,
+    pub tar: Vec<u8>,
+}
+
 /// Pushes busybox as `repo:tag` with `config` as the image's `config`
 /// section (Cmd, Env, ...); returns the manifest digest.
 pub async fn push_busybox(
@@ -90,12 +98,33 @@ pub async fn push_busybox(
     tag: &str,
     config: serde_json::Value,
 ) -> String {
+    push_busybox_with(client, base, repo, tag, config, &[]).await
+}
+
+/// [`push_busybox`] with more layers on top.
+pub async fn push_busybox_with(
+    client: &reqwest::Client,
+    base: &str,
+    repo: &str,
+    tag: &str,
+    config: serde_json::Value,
+    extra: &[ExtraLayer],
+) -> String {
     let layer = busybox_layer();
     let layer_digest = push_blob(client, base, repo, &layer).await;
+    let mut diff_ids = vec![layer_digest.clone()];
+    let mut descriptors = vec![
+        serde_json::json!({"mediaType": "application/vnd.oci.image.layer.v1.tar", "digest": layer_digest, "size": layer.len()}),
+    ];
+    for more in extra {
+        let digest = push_blob(client, base, repo, &more.blob).await;
+        diff_ids.push(crate::sha256(&more.tar));
+        descriptors.push(serde_json::json!({"mediaType": more.media_type, "digest": digest, "size": more.blob.len()}));
+    }
     let image_config = serde_json::json!({
         "architecture": "amd64", "os": "linux", "created": "2026-11-23T10:00:00Z",
         "config": config,
-        "rootfs": {"type": "layers", "diff_ids": [layer_digest]},
+        "rootfs": {"type": "layers", "diff_ids": diff_ids},
         "history": [{"created_by": "busybox-static"}],
     })
     .to_string()
@@ -105,7 +134,7 @@ pub async fn push_busybox(
         "schemaVersion": 2,
         "mediaType": "application/vnd.oci.image.manifest.v1+json",
         "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": config_digest, "size": image_config.len()},
-        "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar", "digest": layer_digest, "size": layer.len()}],
+        "layers": descriptors,
     });
     let bytes = serde_json::to_vec(&manifest).expect("manifest");
     put_manifest(
@@ -118,4 +147,14 @@ pub async fn push_busybox(
     )
     .await;
     crate::sha256(&bytes)
+}
+
+/// A layer tar holding the files `files` (path, contents) in `dir/`.
+pub fn files_layer(dir: &str, files: &[(&str, &[u8])]) -> Vec<u8> {
+    let mut builder = tar::Builder::new(Vec::new());
+    self::dir(&mut builder, dir, 0o755);
+    for (name, contents) in files {
+        file(&mut builder, &format!("{dir}/{name}"), 0o644, contents);
+    }
+    builder.into_inner().expect("tar")
 }

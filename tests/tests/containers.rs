@@ -159,6 +159,14 @@ async fn run_pulls_and_runs_with_docker_process_semantics() {
         ],
         "{out}"
     );
+    let hosts = f.out(
+        &["-h", "myhost"],
+        &["cat", "/etc/hosts", "/etc/resolv.conf"],
+    );
+    assert!(
+        hosts.contains("127.0.0.1\tlocalhost") && hosts.contains("myhost"),
+        "{hosts}"
+    );
     assert_eq!(f.out(&["-u", "4242:10"], &["id", "-u"]).trim(), "4242");
     assert_eq!(f.out(&["-u", "4242:10"], &["id", "-g"]).trim(), "10");
     assert!(!f.run(&["-u", "nobody-here"], &["true"]).status.success());
@@ -494,6 +502,26 @@ async fn detached_lifecycle_pause_exec_logs_stop() {
         .contains("ticker")));
     f.rctl.ok(&["rm", "ticker"]);
 
+    // stop sends the image's StopSignal.
+    let image = f
+        .push("stopsig", json!({"Cmd": ["sh"], "StopSignal": "SIGUSR1"}))
+        .await;
+    let id = f
+        .rctl
+        .ok(&[
+            "run",
+            "-d",
+            &image,
+            "sh",
+            "-c",
+            "trap 'exit 12' USR1; while true; do sleep 0.05; done",
+        ])
+        .trim()
+        .to_string();
+    f.rctl.ok(&["stop", "-t", "20", &id]);
+    assert_eq!(f.inspect(&id)["State"]["ExitCode"], 12);
+    f.rctl.ok(&["rm", &id]);
+
     // A container that ends while no rctl watches is shown exited with its code.
     let id = f
         .rctl
@@ -712,4 +740,73 @@ async fn bind_mounts_and_volumes() {
     .exists()));
     f.rctl.ok(&["rm", "-f", &id]);
     assert!(!std::path::Path::new(&source).exists());
+}
+
+/// The 64-hex layer directories under the store's overlay2 root.
+fn unpacked_layers(rctl: &Rctl) -> usize {
+    std::fs::read_dir(rctl.root.join("overlay2"))
+        .map(|d| d.flatten().filter(|e| e.file_name().len() == 64).count())
+        .unwrap_or(0)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn many_layers_mount_and_shared_layers_are_kept_until_unused() {
+    use e2e::images::{files_layer, push_busybox_with, ExtraLayer};
+    let Some(f) = Fixture::new("many_layers_mount_and_shared_layers_are_kept_until_unused").await
+    else {
+        return;
+    };
+    // 120 layers above busybox; the first is gzip though its media type says plain tar.
+    let mut extra = Vec::new();
+    for i in 0..120 {
+        let name = format!("{i:03}");
+        let tar = files_layer("layers", &[(&name, name.as_bytes())]);
+        let blob = if i == 0 {
+            let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+            gz.write_all(&tar).unwrap();
+            gz.finish().unwrap()
+        } else {
+            tar.clone()
+        };
+        extra.push(ExtraLayer {
+            blob,
+            media_type: "application/vnd.oci.image.layer.v1.tar",
+            tar,
+        });
+    }
+    push_busybox_with(
+        &http_client(),
+        &f.registry.url(),
+        "tall",
+        "1",
+        json!({"Cmd": ["sh"]}),
+        &extra,
+    )
+    .await;
+    let tall = format!("{}/tall:1", f.registry.host());
+    let out = f.rctl.ok(&[
+        "run",
+        "--rm",
+        &tall,
+        "sh",
+        "-c",
+        "ls /layers | wc -l; cat /layers/000 /layers/119",
+    ]);
+    assert_eq!(out, "120\n000119");
+    assert_eq!(unpacked_layers(&f.rctl), 121);
+    // busybox shares the bottom layer: unpacked once.
+    f.rctl.ok(&["pull", &f.image()]);
+    assert_eq!(unpacked_layers(&f.rctl), 121);
+    // Removing the tall image keeps the shared layer for busybox.
+    f.rctl.ok(&["rmi", &tall]);
+    assert_eq!(unpacked_layers(&f.rctl), 1);
+    assert_eq!(f.out(&[], &["echo", "still"]), "still\n");
+    // A container keeps its image: rmi refuses, then (once it is gone) collects.
+    let id = f.rctl.ok(&["create", &f.image(), "true"]);
+    let out = f.rctl.run(&["rmi", &f.image()]);
+    assert!(stderr(&out).contains("container"), "{}", stderr(&out));
+    assert_eq!(unpacked_layers(&f.rctl), 1);
+    f.rctl.ok(&["rm", id.trim()]);
+    f.rctl.ok(&["rmi", &f.image()]);
+    assert_eq!(unpacked_layers(&f.rctl), 0);
 }
