@@ -249,6 +249,21 @@ fn anonymous(volumes: &Volumes, destination: &str) -> Result<MountConfig, CliErr
     })
 }
 
+fn resources(args: &CreateArgs) -> Result<Resources, CliError> {
+    let memory = args.memory.as_deref().map(parse_bytes).transpose()?;
+    if memory.is_some_and(|m| m < 6 * 1024 * 1024) {
+        return Err("Minimum memory limit allowed is 6MB".into());
+    }
+    if args.cpus.is_some_and(|c| !(c > 0.0 && c.is_finite())) {
+        return Err("Range of CPUs is from 0.01 to the number of CPUs available".into());
+    }
+    Ok(Resources {
+        memory,
+        cpus: args.cpus,
+        pids_limit: args.pids_limit,
+    })
+}
+
 /// Creates the container; returns its id.
 fn create_container(
     context: &Context,
@@ -340,11 +355,7 @@ fn create_container(
         } else {
             ports
         },
-        resources: Resources {
-            memory: args.memory.as_deref().map(parse_bytes).transpose()?,
-            cpus: args.cpus,
-            pids_limit: args.pids_limit,
-        },
+        resources: resources(args)?,
         init: args.init,
         auto_remove: args.rm,
         stop_signal: args
@@ -378,6 +389,11 @@ pub fn run(context: &Context, args: RunArgs) -> Result<i32, CliError> {
     }
 }
 
+/// The engine root as an absolute path (the monitor works from `/`).
+fn absolute(root: &Path) -> PathBuf {
+    std::path::absolute(root).unwrap_or_else(|_| root.to_path_buf())
+}
+
 /// Replaces this process with the container's monitor, attached to our
 /// terminal: signals sent to `rctl` reach it, its exit code is ours.
 fn become_monitor(context: &Context, id: &str) -> CliError {
@@ -385,7 +401,7 @@ fn become_monitor(context: &Context, id: &str) -> CliError {
     let error = std::process::Command::new("/proc/self/exe")
         .arg0("rctl")
         .arg(MONITOR_ARG)
-        .arg(&context.root)
+        .arg(absolute(&context.root))
         .arg(id)
         .exec();
     format!("cannot start the container monitor: {error}").into()
@@ -400,9 +416,10 @@ fn start_detached(context: &Context, id: &str) -> Result<(), CliError> {
     command
         .arg0("rctl")
         .arg(MONITOR_ARG)
-        .arg(&context.root)
+        .arg(absolute(&context.root))
         .arg(id)
         .arg("--detached")
+        .current_dir("/")
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::null());
