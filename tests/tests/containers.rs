@@ -266,6 +266,16 @@ async fn containers_are_isolated() {
     let host_links = f.out(&["--network", "host"], &["ip", "-o", "link"]);
     let ours = std::fs::read_dir("/sys/class/net").unwrap().count();
     assert_eq!(host_links.lines().count(), ours, "{host_links}");
+    // docker's capabilities (MKNOD only where the device cgroup guards its use),
+    // and no way to the host's disks.
+    let v2 = std::path::Path::new("/sys/fs/cgroup/cgroup.controllers").exists();
+    let caps = f.out(&[], &["sh", "-c", "grep CapBnd /proc/self/status; mknod /tmp/disk b 8 0 2>/dev/null; head -c 1 /tmp/disk 2>&1 | grep -c 'not permitted'; mount -t tmpfs x /tmp 2>&1 | grep -c denied"]);
+    let expected = if v2 {
+        "00000000a00425fb"
+    } else {
+        "00000000a80425fb"
+    };
+    assert_eq!(caps, format!("CapBnd:\t{expected}\n1\n1\n"));
     // Its own pid, uts and ipc namespaces; /sys read-only; the /dev nodes docker gives.
     let out = f.out(
         &[],

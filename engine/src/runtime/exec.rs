@@ -93,6 +93,7 @@ pub fn exec(container: &Container, options: &ExecOptions) -> Result<i32> {
         .cwd
         .clone()
         .unwrap_or_else(|| container.config.process.cwd.clone());
+    let keep_mknod = super::cgroup::restricts_devices();
     let signals = block_signals()?;
     for (file, flag) in &namespaces {
         setns(file, *flag).map_err(sys("join the container's namespaces"))?;
@@ -107,6 +108,7 @@ pub fn exec(container: &Container, options: &ExecOptions) -> Result<i32> {
                 &env,
                 &user_spec,
                 &cwd,
+                keep_mknod,
             );
             std::process::exit(code)
         }
@@ -135,6 +137,7 @@ fn child(
     env: &[String],
     user_spec: &str,
     cwd: &str,
+    keep_mknod: bool,
 ) -> i32 {
     for mut file in procs {
         let _ = file.write_all(b"0");
@@ -152,6 +155,10 @@ fn child(
         if let Ok(null) = std::fs::File::open("/dev/null") {
             let _ = nix::unistd::dup2_stdin(&null);
         }
+    }
+    if let Err(e) = super::init::drop_capabilities(keep_mknod) {
+        eprintln!("rctl: {e}");
+        return 126;
     }
     let user = match resolve_user(Path::new("/"), user_spec) {
         Ok(u) => u,

@@ -82,6 +82,7 @@ fn read_spec() -> Result<InitSpec, InitFailure> {
 
 /// Builds the container and execs its command; returns only on failure.
 fn run(spec: &InitSpec) -> InitFailure {
+    let keep_mknod = super::cgroup::restricts_devices();
     if let Err(e) = rootfs::build_and_enter(spec) {
         return fail(1, e.to_string());
     }
@@ -116,6 +117,9 @@ fn run(spec: &InitSpec) -> InitFailure {
             }
         ));
     }
+    if let Err(e) = drop_capabilities(keep_mknod) {
+        return fail(1, e);
+    }
     let program = match find_program(&spec.process.args[0], &env) {
         Ok(path) => path,
         Err(failure) => return failure,
@@ -145,6 +149,36 @@ fn run(spec: &InitSpec) -> InitFailure {
         }
         Err(e) => fail(1, format!("fork: {e}")),
     }
+}
+
+/// The capabilities docker leaves a container (its default bounding set,
+/// `0xa80425fb`): CHOWN, DAC_OVERRIDE, FOWNER, FSETID, KILL, SETGID,
+/// SETUID, SETPCAP, NET_BIND_SERVICE, NET_RAW, SYS_CHROOT, MKNOD,
+/// AUDIT_WRITE, SETFCAP. Without SYS_ADMIN and the rest, root in the
+/// container cannot remount, load modules, or reach the host's devices.
+const KEPT_CAPABILITIES: [libc::c_ulong; 14] = [0, 1, 3, 4, 5, 6, 7, 8, 10, 13, 18, 27, 29, 31];
+
+/// Drops every other capability from the bounding set (so no exec can
+/// gain it back), for this process and what it runs. Where the device
+/// cgroup cannot be used (v2 without a BPF program), MKNOD goes too:
+/// `keep_mknod` is [`super::cgroup::restricts_devices`], asked while the
+/// host's mounts are still in view.
+pub fn drop_capabilities(keep_mknod: bool) -> Result<(), String> {
+    for cap in 0..64 {
+        if KEPT_CAPABILITIES.contains(&cap) && (cap != 27 || keep_mknod) {
+            continue;
+        }
+        // SAFETY: prctl with an integer argument.
+        let done = unsafe { libc::prctl(libc::PR_CAPBSET_DROP, cap, 0, 0, 0) };
+        if done != 0 {
+            let error = std::io::Error::last_os_error();
+            if error.raw_os_error() == Some(libc::EINVAL) {
+                break; // past the last capability this kernel knows
+            }
+            return Err(format!("drop capability {cap}: {error}"));
+        }
+    }
+    Ok(())
 }
 
 /// Finds the command as runc does: a path with `/` as is, else in PATH.

@@ -38,6 +38,12 @@ pub trait Cgroup {
     fn paths(&self) -> Vec<std::path::PathBuf>;
 }
 
+/// Whether containers' device access is limited by a device cgroup
+/// (v1's `devices` controller; v2 would need a BPF program, not loaded here).
+pub fn restricts_devices() -> bool {
+    !Path::new("/sys/fs/cgroup/cgroup.controllers").exists() && v1::has_devices()
+}
+
 /// The cgroup of container `id` in whatever hierarchy this host mounts.
 pub fn for_container(id: &str) -> Box<dyn Cgroup> {
     if Path::new("/sys/fs/cgroup/cgroup.controllers").exists() {

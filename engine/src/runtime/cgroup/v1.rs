@@ -5,7 +5,28 @@ use super::{keyed, read_u64, remove_dir, write, Cgroup, Resources, Usage};
 use crate::runtime::{io, Result, RuntimeError};
 use std::path::{Path, PathBuf};
 
-const CONTROLLERS: [&str; 5] = ["memory", "cpu", "cpuacct", "pids", "freezer"];
+const CONTROLLERS: [&str; 6] = ["memory", "cpu", "cpuacct", "pids", "freezer", "devices"];
+
+/// What docker's device cgroup allows: any node may be made, only these
+/// used (null, zero, full, random, urandom, tty, console, ptmx, pty slaves).
+const DEVICES_ALLOWED: [&str; 11] = [
+    "c *:* m",
+    "b *:* m",
+    "c 1:3 rwm",
+    "c 1:5 rwm",
+    "c 1:7 rwm",
+    "c 1:8 rwm",
+    "c 1:9 rwm",
+    "c 5:0 rwm",
+    "c 5:1 rwm",
+    "c 5:2 rwm",
+    "c 136:* rwm",
+];
+
+/// Whether the v1 `devices` controller is mounted.
+pub fn has_devices() -> bool {
+    mounts().iter().any(|(option, _)| option == "devices")
+}
 
 pub struct CgroupV1 {
     /// Controller name to this container's directory in its hierarchy.
@@ -66,6 +87,12 @@ impl Cgroup for CgroupV1 {
     fn create(&self, resources: &Resources) -> Result<()> {
         for (_, dir) in &self.dirs {
             std::fs::create_dir_all(dir).map_err(io(dir))?;
+        }
+        if let Some(dir) = self.dir("devices") {
+            write(&dir.join("devices.deny"), "a")?;
+            for rule in DEVICES_ALLOWED {
+                write(&dir.join("devices.allow"), rule)?;
+            }
         }
         if let Some(memory) = resources.memory {
             let dir = self.need("memory")?;
