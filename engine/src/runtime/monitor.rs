@@ -107,6 +107,38 @@ fn etc_files(config: &ContainerConfig, dir: &Path) -> Result<Vec<(String, String
     Ok(files)
 }
 
+/// `containers/<id>/init/`: empty mount points for `/proc`, `/dev`,
+/// `/sys`, the `/etc` files and every volume, below the container's own
+/// layer (so creating them does not write into it).
+fn init_layer(dir: &Path, config: &ContainerConfig) -> Result<std::path::PathBuf> {
+    let init = dir.join("init");
+    let mkdir = |path: &Path| std::fs::create_dir_all(path).map_err(io(path));
+    let touch = |path: &Path| -> Result<()> {
+        if let Some(parent) = path.parent() {
+            mkdir(parent)?;
+        }
+        if !path.exists() {
+            std::fs::File::create(path).map_err(io(path))?;
+        }
+        Ok(())
+    };
+    for sub in ["proc", "dev", "sys"] {
+        mkdir(&init.join(sub))?;
+    }
+    for file in ["etc/hosts", "etc/hostname", "etc/resolv.conf"] {
+        touch(&init.join(file))?;
+    }
+    for mount in &config.mounts {
+        let target = init.join(mount.destination.trim_start_matches('/'));
+        if Path::new(&mount.source).is_file() {
+            touch(&target)?;
+        } else {
+            mkdir(&target)?;
+        }
+    }
+    Ok(init)
+}
+
 /// A descriptor copied to 10 or above, so that placing the child's
 /// descriptors at 0..=4 cannot overwrite one not yet placed.
 fn high(fd: BorrowedFd<'_>) -> Result<OwnedFd> {
@@ -148,6 +180,10 @@ fn run(
             empty.to_string_lossy().into_owned()
         }
     };
+    // Mount points live in an init layer under the upper dir, as docker's
+    // `-init` layer: they never show in `diff` or a commit.
+    let init_layer = init_layer(dir, config).map_err(fail125)?;
+    let lowerdir = format!("{}:{lowerdir}", init_layer.display());
     let spec = InitSpec {
         layers_root: layers_root.to_string_lossy().into_owned(),
         lowerdir,
