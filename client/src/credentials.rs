@@ -242,9 +242,14 @@ fn run_helper(helper: &str, verb: &str, input: &str) -> Result<(bool, String), C
         .spawn()
         .map_err(|e| fail(format!("cannot run {program}: {e}")))?;
     if let Some(mut stdin) = child.stdin.take() {
-        stdin
-            .write_all(input.as_bytes())
-            .map_err(|e| fail(e.to_string()))?;
+        // A helper may answer without reading its input (and be gone
+        // already): its exit status and output say how it went.
+        match stdin.write_all(input.as_bytes()) {
+            Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => {
+                return Err(fail(e.to_string()))
+            }
+            _ => {}
+        }
     }
     let output = child.wait_with_output().map_err(|e| fail(e.to_string()))?;
     let mut text = String::from_utf8_lossy(&output.stdout).into_owned();

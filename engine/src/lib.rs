@@ -3,6 +3,7 @@
 //!
 //! - [`applier`]: layer tar streams unpacked into a layer directory, overlay-style.
 //! - [`archive`]: docker-archive and OCI archive save and load.
+//! - [`differ`]: a container's upper directory turned back into a layer, and docker's `diff`.
 //! - [`snapshot`]: unpacked layers laid out as docker's overlay2, keyed by ChainID.
 //! - [`unpack`]: a stored image unpacked into the snapshotter, layers in parallel.
 //! - [`store`]: the content store, an OCI image layout on disk (`oci-layout`,
@@ -10,6 +11,8 @@
 
 pub mod applier;
 pub mod archive;
+pub mod differ;
+pub mod new_image;
 pub mod runtime;
 pub mod snapshot;
 pub mod store;
