@@ -820,3 +820,114 @@ async fn many_layers_mount_and_shared_layers_are_kept_until_unused() {
     f.rctl.ok(&["rmi", &f.image()]);
     assert_eq!(unpacked_layers(&f.rctl), 0);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn commit_diff_export_import_history() {
+    let Some(f) = Fixture::new("commit_diff_export_import_history").await else {
+        return;
+    };
+    let image = f.image();
+    // Changes in a running container: added, changed, deleted.
+    let id = f
+        .rctl
+        .ok(&[
+            "run",
+            "-d",
+            "--name",
+            "changed",
+            &image,
+            "sh",
+            "-c",
+            "echo new > /tmp/new; rm /etc/group; mkdir -p /opt/app; echo x > /opt/app/x; echo more >> /etc/passwd; touch /tmp/done; sleep 30",
+        ])
+        .trim()
+        .to_string();
+    let finished = || {
+        f.rctl
+            .ok(&["exec", "changed", "ls", "/tmp"])
+            .contains("done")
+    };
+    assert!(wait_until(Duration::from_secs(5), finished));
+    let diff = f.rctl.ok(&["diff", "changed"]);
+    assert_eq!(
+        diff.lines().collect::<Vec<_>>(),
+        [
+            "C /etc",
+            "D /etc/group",
+            "C /etc/passwd",
+            "A /opt",
+            "A /opt/app",
+            "A /opt/app/x",
+            "C /tmp",
+            "A /tmp/done",
+            "A /tmp/new"
+        ],
+        "{diff}"
+    );
+    // commit (the container keeps running), then run the committed image.
+    let committed = format!("{}/committed:1", f.registry.host());
+    let out = f.rctl.ok(&[
+        "commit",
+        "-c",
+        "CMD [\"cat\", \"/tmp/new\"]",
+        "-c",
+        "ENV COMMITTED=yes",
+        "-m",
+        "a message",
+        "changed",
+        &committed,
+    ]);
+    assert!(out.starts_with("sha256:"), "{out}");
+    assert!(f.rctl.ok(&["ps"]).contains("changed"));
+    assert_eq!(f.rctl.ok(&["run", "--rm", &committed]), "new\n");
+    let out = f.rctl.ok(&[
+        "run",
+        "--rm",
+        &committed,
+        "sh",
+        "-c",
+        "test -e /etc/group || echo no-group; tail -1 /etc/passwd; cat /opt/app/x; echo $COMMITTED",
+    ]);
+    assert_eq!(out, "no-group\nmore\nx\nyes\n");
+    let history = f.rctl.ok(&["history", &committed]);
+    let lines: Vec<&str> = history.lines().collect();
+    assert_eq!(lines.len(), 3, "{history}");
+    assert!(
+        lines[0].starts_with("IMAGE") && lines[1].contains("a message"),
+        "{history}"
+    );
+    assert!(lines[2].contains("busybox-static"), "{history}");
+    // The committed image pushes and pulls into another store like any other.
+    f.rctl.ok(&["push", &committed]);
+    let other = Rctl::new();
+    assert_eq!(other.ok(&["run", "--rm", &committed]), "new\n");
+
+    // export: the container's whole file tree as a tar; import makes it an image again.
+    let tar = tempfile::NamedTempFile::new().unwrap();
+    f.rctl
+        .ok(&["export", "-o", tar.path().to_str().unwrap(), "changed"]);
+    let listing = Command::new("tar")
+        .arg("-tf")
+        .arg(tar.path())
+        .output()
+        .unwrap();
+    let listing = String::from_utf8_lossy(&listing.stdout);
+    assert!(
+        listing.lines().any(|l| l == "tmp/new") && listing.lines().any(|l| l == "bin/busybox"),
+        "{listing}"
+    );
+    assert!(
+        !listing.lines().any(|l| l == "etc/group"),
+        "a deleted file was exported"
+    );
+    let imported = format!("{}/imported:1", f.registry.host());
+    f.rctl.ok(&[
+        "import",
+        "-c",
+        "CMD [\"cat\", \"/opt/app/x\"]",
+        tar.path().to_str().unwrap(),
+        &imported,
+    ]);
+    assert_eq!(f.rctl.ok(&["run", "--rm", &imported]), "x\n");
+    f.rctl.ok(&["rm", "-f", &id]);
+}

@@ -243,7 +243,7 @@ fn short_command(args: &[String], no_trunc: bool) -> String {
     }
 }
 
-fn print_table(rows: &[Vec<String>]) {
+pub(super) fn print_table(rows: &[Vec<String>]) {
     let columns = rows.first().map_or(0, Vec::len);
     let widths: Vec<usize> = (0..columns)
         .map(|i| rows.iter().map(|r| r[i].chars().count()).max().unwrap_or(0))

@@ -1,6 +1,7 @@
 //! The command line: global options, the verbs, and what they share (the
 //! transport, the content store, reference parsing).
 
+mod commit;
 mod containers;
 mod images;
 mod progress;
@@ -106,6 +107,16 @@ enum Command {
     Exec(containers::ExecArgs),
     /// Show containers' CPU, memory and process counts.
     Stats(containers::StatsArgs),
+    /// Make an image of a container's changes.
+    Commit(commit::CommitArgs),
+    /// List what changed in a container's files (A added, C changed, D deleted).
+    Diff { container: String },
+    /// Write a container's files as a tar.
+    Export(commit::ExportArgs),
+    /// Make an image of a tar of files.
+    Import(commit::ImportArgs),
+    /// Show how an image was made.
+    History(commit::HistoryArgs),
     /// Manage named volumes.
     #[command(subcommand)]
     Volume(containers::VolumeCommand),
@@ -230,5 +241,10 @@ pub fn run(cli: Cli) -> Result<i32, CliError> {
         Command::Exec(args) => containers::exec_verb(&context, args),
         Command::Stats(args) => containers::stats(&context, args),
         Command::Volume(command) => containers::volume(&context, command),
+        Command::Commit(args) => commit::commit(&context, args),
+        Command::Diff { container } => commit::diff(&context, &container),
+        Command::Export(args) => commit::export(&context, args),
+        Command::Import(args) => commit::import(&context, args),
+        Command::History(args) => commit::history(&context, args),
     }
 }

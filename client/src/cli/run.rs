@@ -331,6 +331,7 @@ fn create_container(
         name,
         image: image_name,
         image_id: image.id.clone(),
+        image_manifest: Some(image.manifest.clone()),
         layers: image.layers.clone(),
         created: time::now_nanos(),
         process: ProcessConfig {

@@ -14,6 +14,9 @@ pub struct ContainerConfig {
     pub image: String,
     /// The image config's digest (docker's image id).
     pub image_id: Digest,
+    /// The image's manifest in the store (what `commit` builds on).
+    #[serde(default)]
+    pub image_manifest: Option<Digest>,
     /// ChainIDs of the image's layers, lowest first (kept while the container exists).
     pub layers: Vec<Digest>,
     pub created: u128,

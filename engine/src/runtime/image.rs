@@ -11,6 +11,8 @@ use serde_json::Value;
 /// A stored image ready to run.
 #[derive(Debug, Clone)]
 pub struct RunnableImage {
+    /// The manifest's digest in the store.
+    pub manifest: Digest,
     /// The config blob's digest: docker's image id.
     pub id: Digest,
     /// The config's `config` section (Env, Cmd, Entrypoint, WorkingDir, User, ...).
@@ -25,8 +27,8 @@ fn read_json(store: &ContentStore, digest: &Digest) -> Result<Value, UnpackError
 }
 
 /// Reads the image whose manifest is `manifest`, without unpacking.
-pub fn read(store: &ContentStore, manifest: &Digest) -> Result<RunnableImage, UnpackError> {
-    let manifest = read_json(store, manifest)?;
+pub fn read(store: &ContentStore, manifest_digest: &Digest) -> Result<RunnableImage, UnpackError> {
+    let manifest = read_json(store, manifest_digest)?;
     let id: Digest = manifest
         .get("config")
         .and_then(|c| c.get("digest"))
@@ -45,6 +47,7 @@ pub fn read(store: &ContentStore, manifest: &Digest) -> Result<RunnableImage, Un
         })
         .unwrap_or_default();
     Ok(RunnableImage {
+        manifest: manifest_digest.clone(),
         id,
         config: config.get("config").cloned().unwrap_or(Value::Null),
         layers: chain_ids(&diff_ids),
