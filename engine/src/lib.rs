@@ -11,6 +11,7 @@
 
 pub mod applier;
 pub mod archive;
+pub mod build;
 pub mod differ;
 pub mod new_image;
 pub mod runtime;

@@ -1,0 +1,228 @@
+//! Docker's word rules for Dockerfile arguments: whitespace splits words,
+//! single quotes keep everything, double quotes keep spaces but expand,
+//! the escape character takes the next character literally, and
+//! `$VAR`, `${VAR}`, `${VAR:-default}`, `${VAR:+alternative}` expand
+//! (an unset variable to nothing). Quotes are removed.
+
+#[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
+pub enum WordError {
+    #[error("unterminated {0} quote")]
+    Unterminated(&'static str),
+    #[error("unterminated ${{...}} or a bad substitution in {0:?}")]
+    BadSubstitution(String),
+}
+
+/// Splits into words, with no expansion (`$` kept as written).
+pub fn split_words(text: &str, escape: char) -> Result<Vec<String>, WordError> {
+    Lexer::new(text, escape, None).words()
+}
+
+/// Splits into words, expanding variables through `lookup`.
+pub fn expand_words(
+    text: &str,
+    escape: char,
+    lookup: &dyn Fn(&str) -> Option<String>,
+) -> Result<Vec<String>, WordError> {
+    Lexer::new(text, escape, Some(lookup)).words()
+}
+
+/// One word (whitespace kept), expanding variables through `lookup`.
+pub fn expand_word(
+    text: &str,
+    escape: char,
+    lookup: &dyn Fn(&str) -> Option<String>,
+) -> Result<String, WordError> {
+    let mut lexer = Lexer::new(text, escape, Some(lookup));
+    lexer.single = true;
+    Ok(lexer.words()?.into_iter().next().unwrap_or_default())
+}
+
+struct Lexer<'a> {
+    chars: Vec<char>,
+    pos: usize,
+    escape: char,
+    lookup: Option<&'a dyn Fn(&str) -> Option<String>>,
+    single: bool,
+}
+
+impl<'a> Lexer<'a> {
+    fn new(
+        text: &str,
+        escape: char,
+        lookup: Option<&'a dyn Fn(&str) -> Option<String>>,
+    ) -> Lexer<'a> {
+        Lexer {
+            chars: text.chars().collect(),
+            pos: 0,
+            escape,
+            lookup,
+            single: false,
+        }
+    }
+
+    fn peek(&self) -> Option<char> {
+        self.chars.get(self.pos).copied()
+    }
+
+    fn next(&mut self) -> Option<char> {
+        let c = self.peek();
+        self.pos += 1;
+        c
+    }
+
+    fn words(&mut self) -> Result<Vec<String>, WordError> {
+        let mut words = Vec::new();
+        let mut word = String::new();
+        let mut started = false;
+        while let Some(c) = self.next() {
+            if c.is_whitespace() && !self.single {
+                if started {
+                    words.push(std::mem::take(&mut word));
+                    started = false;
+                }
+                continue;
+            }
+            started = true;
+            if c == self.escape {
+                match self.next() {
+                    Some(n) => word.push(n),
+                    None => word.push(c),
+                }
+            } else if c == '\'' {
+                loop {
+                    match self.next() {
+                        Some('\'') => break,
+                        Some(n) => word.push(n),
+                        None => return Err(WordError::Unterminated("single")),
+                    }
+                }
+            } else if c == '"' {
+                loop {
+                    match self.next() {
+                        Some('"') => break,
+                        Some(n) if n == self.escape => match self.peek() {
+                            Some(m) if m == '"' || m == '$' || m == self.escape => {
+                                self.pos += 1;
+                                word.push(m);
+                            }
+                            _ => word.push(n),
+                        },
+                        Some('$') => word.push_str(&self.dollar()?),
+                        Some(n) => word.push(n),
+                        None => return Err(WordError::Unterminated("double")),
+                    }
+                }
+            } else if c == '$' {
+                word.push_str(&self.dollar()?);
+            } else {
+                word.push(c);
+            }
+        }
+        if started || (self.single && words.is_empty()) {
+            words.push(word);
+        }
+        Ok(words)
+    }
+
+    fn name(&mut self) -> String {
+        let mut name = String::new();
+        while let Some(c) = self
+            .peek()
+            .filter(|c| c.is_ascii_alphanumeric() || *c == '_')
+        {
+            name.push(c);
+            self.pos += 1;
+        }
+        name
+    }
+
+    /// After a `$`: a substitution, or the `$` itself when expansion is off.
+    fn dollar(&mut self) -> Result<String, WordError> {
+        let Some(lookup) = self.lookup else {
+            return Ok("$".into());
+        };
+        match self.peek() {
+            Some('{') => {
+                self.pos += 1;
+                let name = self.name();
+                let value = lookup(&name);
+                match self.next() {
+                    Some('}') if !name.is_empty() => Ok(value.unwrap_or_default()),
+                    Some(':') => {
+                        let op = self.next();
+                        let mut word = String::new();
+                        let mut depth = 0;
+                        loop {
+                            match self.next() {
+                                Some('}') if depth == 0 => break,
+                                Some('}') => {
+                                    depth -= 1;
+                                    word.push('}');
+                                }
+                                Some('$') => {
+                                    if self.peek() == Some('{') {
+                                        depth += 1;
+                                    }
+                                    word.push('$');
+                                }
+                                Some(c) => word.push(c),
+                                None => return Err(WordError::BadSubstitution(name)),
+                            }
+                        }
+                        let inner = expand_word(&word, self.escape, lookup)?;
+                        let set = value.as_deref().is_some_and(|v| !v.is_empty());
+                        match op {
+                            Some('-') => Ok(if set {
+                                value.unwrap_or_default()
+                            } else {
+                                inner
+                            }),
+                            Some('+') => Ok(if set { inner } else { String::new() }),
+                            _ => Err(WordError::BadSubstitution(name)),
+                        }
+                    }
+                    _ => Err(WordError::BadSubstitution(name)),
+                }
+            }
+            Some(c) if c.is_ascii_alphanumeric() || c == '_' => {
+                let name = self.name();
+                Ok(lookup(&name).unwrap_or_default())
+            }
+            _ => Ok("$".into()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(name: &str) -> Option<String> {
+        match name {
+            "A" => Some("one".into()),
+            "S" => Some("two words".into()),
+            "E" => Some(String::new()),
+            _ => None,
+        }
+    }
+
+    #[test]
+    fn expands_and_splits_as_docker() {
+        let w = |t: &str| expand_words(t, '\\', &env).unwrap();
+        assert_eq!(w("$A ${A}x"), ["one", "onex"]);
+        assert_eq!(
+            w("${NOPE:-dflt} ${A:-dflt} ${E:-empty}"),
+            ["dflt", "one", "empty"]
+        );
+        assert_eq!(w("${A:+alt} x${NOPE:+alt}"), ["alt", "x"]);
+        assert_eq!(w("'$A' \"$A b\" \\$A"), ["$A", "one b", "$A"]);
+        assert_eq!(w("k=\"v w\" k2=v"), ["k=v w", "k2=v"]);
+        assert_eq!(expand_word("/p/$S", '\\', &env).unwrap(), "/p/two words");
+        assert_eq!(expand_words("a`$A", '`', &env).unwrap(), ["a$A"]);
+        assert_eq!(
+            split_words("'open", '\\').unwrap_err(),
+            WordError::Unterminated("single")
+        );
+        assert!(expand_words("${A", '\\', &env).is_err());
+    }
+}
