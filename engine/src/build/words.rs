@@ -12,6 +12,9 @@ pub enum WordError {
     BadSubstitution(String),
 }
 
+/// How a variable's value is found (`None`: unset).
+pub type Lookup<'a> = &'a dyn Fn(&str) -> Option<String>;
+
 /// Splits into words, with no expansion (`$` kept as written).
 pub fn split_words(text: &str, escape: char) -> Result<Vec<String>, WordError> {
     Lexer::new(text, escape, None).words()
@@ -41,16 +44,12 @@ struct Lexer<'a> {
     chars: Vec<char>,
     pos: usize,
     escape: char,
-    lookup: Option<&'a dyn Fn(&str) -> Option<String>>,
+    lookup: Option<Lookup<'a>>,
     single: bool,
 }
 
 impl<'a> Lexer<'a> {
-    fn new(
-        text: &str,
-        escape: char,
-        lookup: Option<&'a dyn Fn(&str) -> Option<String>>,
-    ) -> Lexer<'a> {
+    fn new(text: &str, escape: char, lookup: Option<Lookup<'a>>) -> Lexer<'a> {
         Lexer {
             chars: text.chars().collect(),
             pos: 0,
