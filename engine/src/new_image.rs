@@ -100,7 +100,11 @@ impl NewImage {
             .expect("config section is an object")
     }
 
+    /// Adds a history entry; the image's `created` becomes the entry's.
     fn history(&mut self, entry: Value) {
+        if let Some(created) = entry.get("created") {
+            self.config["created"] = created.clone();
+        }
         if !self.config.get("history").is_some_and(Value::is_array) {
             self.config["history"] = json!([]);
         }

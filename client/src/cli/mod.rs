@@ -1,6 +1,7 @@
 //! The command line: global options, the verbs, and what they share (the
 //! transport, the content store, reference parsing).
 
+mod build;
 mod commit;
 mod containers;
 mod images;
@@ -107,6 +108,8 @@ enum Command {
     Exec(containers::ExecArgs),
     /// Show containers' CPU, memory and process counts.
     Stats(containers::StatsArgs),
+    /// Build an image from a Dockerfile.
+    Build(build::BuildArgs),
     /// Make an image of a container's changes.
     Commit(commit::CommitArgs),
     /// List what changed in a container's files (A added, C changed, D deleted).
@@ -241,6 +244,7 @@ pub fn run(cli: Cli) -> Result<i32, CliError> {
         Command::Exec(args) => containers::exec_verb(&context, args),
         Command::Stats(args) => containers::stats(&context, args),
         Command::Volume(command) => containers::volume(&context, command),
+        Command::Build(args) => build::run(&context, args),
         Command::Commit(args) => commit::commit(&context, args),
         Command::Diff { container } => commit::diff(&context, &container),
         Command::Export(args) => commit::export(&context, args),

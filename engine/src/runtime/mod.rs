@@ -80,7 +80,7 @@ pub(crate) fn sys(what: impl Into<String>) -> impl FnOnce(nix::Error) -> Runtime
 }
 
 /// Writes `bytes` to `path` by temp file and rename, so readers see the old or the new whole.
-pub(crate) fn write_atomic(path: &std::path::Path, bytes: &[u8]) -> Result<()> {
+pub fn write_atomic(path: &std::path::Path, bytes: &[u8]) -> Result<()> {
     let tmp = path.with_extension(format!("tmp-{}", std::process::id()));
     std::fs::write(&tmp, bytes).map_err(io(&tmp))?;
     std::fs::rename(&tmp, path).map_err(io(path))

@@ -1,0 +1,301 @@
+//! The build context: a directory, its `.dockerignore` (docker's pattern
+//! rules: `*`, `?`, `[...]`, `**`, `!` exceptions, the last match wins, a
+//! match on a directory covers what is inside), and the sources COPY and
+//! ADD name in it (globs, never outside it).
+
+use std::path::{Component, Path, PathBuf};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ContextError {
+    #[error("{path}: {source}")]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("forbidden path outside the build context: {0}")]
+    Outside(String),
+    #[error("COPY failed: file not found in build context or excluded by .dockerignore: stat {0}: file does not exist")]
+    NotFound(String),
+}
+
+fn io_at(path: &Path) -> impl FnOnce(std::io::Error) -> ContextError + '_ {
+    move |source| ContextError::Io {
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+/// One `.dockerignore` line.
+#[derive(Debug, Clone)]
+struct Pattern {
+    text: String,
+    exception: bool,
+}
+
+#[derive(Debug, Clone)]
+pub struct Context {
+    pub root: PathBuf,
+    patterns: Vec<Pattern>,
+}
+
+/// Docker's `filepath.Clean` of a pattern or source, without a leading `/`.
+pub(crate) fn clean(text: &str) -> String {
+    let mut parts: Vec<&str> = Vec::new();
+    for part in text.split('/') {
+        match part {
+            "" | "." => {}
+            ".." => {
+                if parts.last().is_some_and(|p| *p != "..") {
+                    parts.pop();
+                } else {
+                    parts.push("..");
+                }
+            }
+            other => parts.push(other),
+        }
+    }
+    parts.join("/")
+}
+
+/// Matches `name` against a glob: `*` and `?` stop at `/`, `**` does not,
+/// `[a-z]` and `[!a]` classes, `\` escapes.
+pub fn glob_match(pattern: &str, name: &str) -> bool {
+    fn class(p: &[char], c: char) -> Option<(bool, usize)> {
+        let mut i = 1;
+        let negate = matches!(p.get(1), Some('!') | Some('^'));
+        if negate {
+            i += 1;
+        }
+        let mut matched = false;
+        let mut first = true;
+        while let Some(&pc) = p.get(i) {
+            if pc == ']' && !first {
+                return Some((matched != negate, i + 1));
+            }
+            first = false;
+            if p.get(i + 1) == Some(&'-') && p.get(i + 2).is_some_and(|e| *e != ']') {
+                if pc <= c && c <= p[i + 2] {
+                    matched = true;
+                }
+                i += 3;
+            } else {
+                if pc == c {
+                    matched = true;
+                }
+                i += 1;
+            }
+        }
+        None
+    }
+    fn go(p: &[char], n: &[char]) -> bool {
+        match p.first() {
+            None => n.is_empty(),
+            Some('*') if p.get(1) == Some(&'*') => {
+                let rest = &p[2..];
+                let rest = rest.strip_prefix(&['/']).unwrap_or(rest);
+                (0..=n.len()).any(|i| go(rest, &n[i..]))
+            }
+            Some('*') => {
+                let mut i = 0;
+                loop {
+                    if go(&p[1..], &n[i..]) {
+                        return true;
+                    }
+                    if i == n.len() || n[i] == '/' {
+                        return false;
+                    }
+                    i += 1;
+                }
+            }
+            Some('?') => n.first().is_some_and(|c| *c != '/') && go(&p[1..], &n[1..]),
+            Some('[') => match (n.first(), class(p, n.first().copied().unwrap_or('/'))) {
+                (Some(c), Some((true, used))) if *c != '/' => go(&p[used..], &n[1..]),
+                _ => false,
+            },
+            Some('\\') if p.len() > 1 => n.first() == Some(&p[1]) && go(&p[2..], &n[1..]),
+            Some(c) => n.first() == Some(c) && go(&p[1..], &n[1..]),
+        }
+    }
+    let p: Vec<char> = pattern.chars().collect();
+    let n: Vec<char> = name.chars().collect();
+    go(&p, &n)
+}
+
+impl Context {
+    /// The context at `root`, with its `.dockerignore` if it has one.
+    pub fn open(root: &Path) -> Result<Context, ContextError> {
+        let ignore = root.join(".dockerignore");
+        let mut patterns = Vec::new();
+        if let Ok(text) = std::fs::read_to_string(&ignore) {
+            for line in text.lines() {
+                let line = line.trim();
+                if line.is_empty() || line.starts_with('#') {
+                    continue;
+                }
+                let (exception, body) = match line.strip_prefix('!') {
+                    Some(rest) => (true, rest.trim()),
+                    None => (false, line),
+                };
+                let text = clean(body);
+                if !text.is_empty() {
+                    patterns.push(Pattern { text, exception });
+                }
+            }
+        }
+        Ok(Context {
+            root: root.to_path_buf(),
+            patterns,
+        })
+    }
+
+    /// Whether `.dockerignore` excludes `relative` (a `/`-separated path):
+    /// the last pattern matching it or one of its parent directories decides.
+    pub fn excluded(&self, relative: &str) -> bool {
+        let relative = clean(relative);
+        let mut excluded = false;
+        for pattern in &self.patterns {
+            let mut matched = glob_match(&pattern.text, &relative);
+            if !matched {
+                let mut parent = relative.as_str();
+                while let Some((head, _)) = parent.rsplit_once('/') {
+                    if glob_match(&pattern.text, head) {
+                        matched = true;
+                        break;
+                    }
+                    parent = head;
+                }
+            }
+            if matched {
+                excluded = !pattern.exception;
+            }
+        }
+        excluded
+    }
+
+    /// Every path in the context, relative, sorted, not excluded.
+    pub fn walk(&self, under: &str) -> Result<Vec<String>, ContextError> {
+        let mut found = Vec::new();
+        let mut stack = vec![under.to_string()];
+        while let Some(dir) = stack.pop() {
+            let path = self.root.join(&dir);
+            let mut names: Vec<String> = std::fs::read_dir(&path)
+                .map_err(io_at(&path))?
+                .flatten()
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .collect();
+            names.sort();
+            for name in names {
+                let relative = if dir.is_empty() {
+                    name
+                } else {
+                    format!("{dir}/{name}")
+                };
+                // An excluded directory may still hold exceptions: look inside.
+                let is_dir = std::fs::symlink_metadata(self.root.join(&relative))
+                    .map(|m| m.is_dir())
+                    .unwrap_or(false);
+                if !self.excluded(&relative) {
+                    found.push(relative.clone());
+                }
+                if is_dir {
+                    stack.push(relative);
+                }
+            }
+        }
+        found.sort();
+        Ok(found)
+    }
+
+    /// The context paths a COPY/ADD source names: itself, or what its glob matches.
+    pub fn sources(&self, source: &str) -> Result<Vec<String>, ContextError> {
+        let cleaned = clean(source);
+        if Path::new(&cleaned)
+            .components()
+            .any(|c| c == Component::ParentDir)
+        {
+            return Err(ContextError::Outside(source.to_string()));
+        }
+        let has_glob = cleaned.contains(['*', '?', '[']);
+        if !has_glob {
+            let path = self.root.join(&cleaned);
+            if cleaned.is_empty() {
+                return Ok(vec![String::new()]);
+            }
+            if std::fs::symlink_metadata(&path).is_err() || self.excluded(&cleaned) {
+                return Err(ContextError::NotFound(cleaned));
+            }
+            return Ok(vec![cleaned]);
+        }
+        let depth = cleaned.split('/').count();
+        let matches: Vec<String> = self
+            .walk("")?
+            .into_iter()
+            .filter(|p| p.split('/').count() == depth && glob_match(&cleaned, p))
+            .collect();
+        if matches.is_empty() {
+            return Err(ContextError::NotFound(cleaned));
+        }
+        Ok(matches)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn globs_follow_go_rules() {
+        assert!(glob_match("*.txt", "a.txt"));
+        assert!(!glob_match("*.txt", "d/a.txt"));
+        assert!(glob_match("**/*.txt", "d/e/a.txt"));
+        assert!(glob_match("**/*.txt", "a.txt"));
+        assert!(glob_match("d/**", "d/e/f"));
+        assert!(glob_match("a?c", "abc") && !glob_match("a?c", "a/c"));
+        assert!(glob_match("[a-c]x", "bx") && !glob_match("[!a-c]x", "bx"));
+    }
+
+    #[test]
+    fn dockerignore_exceptions_and_directories() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        std::fs::create_dir_all(root.join("logs/keep")).unwrap();
+        for f in [
+            "a.md",
+            "b.md",
+            "README.md",
+            "logs/x.log",
+            "logs/keep/y.log",
+            "main.rs",
+        ] {
+            std::fs::write(root.join(f), f).unwrap();
+        }
+        std::fs::write(
+            root.join(".dockerignore"),
+            "# docs\n*.md\n!README.md\nlogs\n!logs/keep\n",
+        )
+        .unwrap();
+        let context = Context::open(root).unwrap();
+        assert!(context.excluded("a.md") && !context.excluded("README.md"));
+        assert!(context.excluded("logs/x.log") && !context.excluded("logs/keep/y.log"));
+        let all = context.walk("").unwrap();
+        assert_eq!(
+            all,
+            [
+                ".dockerignore",
+                "README.md",
+                "logs/keep",
+                "logs/keep/y.log",
+                "main.rs"
+            ]
+        );
+        assert!(matches!(
+            context.sources("../etc/passwd"),
+            Err(ContextError::Outside(_))
+        ));
+        assert!(matches!(
+            context.sources("a.md"),
+            Err(ContextError::NotFound(_))
+        ));
+        assert_eq!(context.sources("*.rs").unwrap(), ["main.rs"]);
+    }
+}
