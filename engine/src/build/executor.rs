@@ -1023,8 +1023,12 @@ impl Work<'_> {
         if self.cached(&key)? {
             return Ok(());
         }
-        // Parent directories the image already has keep their metadata:
-        // copy it into the staging root so the layer does not change them.
+        // Directories the copy created belong to the --chown owner (as
+        // docker's MkdirAllAndChownNew); those the image already has keep
+        // their metadata, so the layer does not change them.
+        if mode.uid != 0 || mode.gid != 0 {
+            chown_created(&view_now, staging.path(), &dest, mode);
+        }
         restore_parents(&view_now, staging.path(), &dest);
         let layer = store_layer(&self.builder.store, staging.path())?;
         let created_by = format!(
@@ -1114,6 +1118,21 @@ fn parent(path: &str) -> &str {
     path.trim_end_matches('/')
         .rsplit_once('/')
         .map_or("/", |(p, _)| if p.is_empty() { "/" } else { p })
+}
+
+/// Gives `dest` and its parents that the image lacks the copy's owner.
+fn chown_created(view: &LayerView, staging: &Path, dest: &str, mode: CopyMode) {
+    let mut relative = String::new();
+    for part in dest.trim_matches('/').split('/').filter(|p| !p.is_empty()) {
+        if !relative.is_empty() {
+            relative.push('/');
+        }
+        relative.push_str(part);
+        let staged = staging.join(&relative);
+        if view.find(&relative).is_none() && staged.is_dir() {
+            let _ = std::os::unix::fs::lchown(&staged, Some(mode.uid), Some(mode.gid));
+        }
+    }
 }
 
 /// Gives the staging copies of `dest`'s parents the image's own metadata.
