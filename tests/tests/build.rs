@@ -132,6 +132,20 @@ async fn builds_runs_and_rebuilds_from_cache() {
     assert!(lines[2].contains("cat /srv/greeting.txt"), "{history}");
     assert!(lines[3].contains("COPY"), "{history}");
     assert!(lines[4].contains("mkdir -p /srv"), "{history}");
+    // ADD of a URL fetches it (here: a blob from the registry, over loopback).
+    let expected = b"fetched over http\n".to_vec();
+    let digest = e2e::api::push_blob(&http_client(), &f.registry.url(), "busybox", &expected).await;
+    let url = format!("{}/v2/busybox/blobs/{digest}", f.registry.url());
+    let added = f.context(&[(
+        "Dockerfile",
+        &format!("FROM @BASE@\nADD {url} /fetched/blob\n"),
+    )]);
+    let fetched_image = f.name("fetched:1");
+    f.built(&["-t", &fetched_image], added.path());
+    let out = f
+        .rctl
+        .run(&["run", "--rm", &fetched_image, "cat", "/fetched/blob"]);
+    assert_eq!(out.stdout, expected);
     // -q prints only the id.
     let quiet = f.built(&["-q", "-t", &image], context.path());
     assert!(
@@ -147,12 +161,12 @@ async fn multi_stage_copies_only_what_it_takes() {
     };
     let context = f.context(&[(
         "Dockerfile",
-        "FROM @BASE@ AS builder\nRUN mkdir /out && echo artifact > /out/app && echo junk > /out/junk\n\nFROM @BASE@ AS unused\nRUN exit 1\n\nFROM scratch\nCOPY --from=builder /out/app /app\nCOPY --from=0 /bin/busybox /bin/cat\nENTRYPOINT [\"/bin/cat\"]\nCMD [\"/app\"]\n",
+        "FROM @BASE@ AS builder\nRUN mkdir /out && echo artifact > /out/app && echo junk > /out/junk\n\nFROM builder AS second\nRUN echo more >> /out/app\n\nFROM @BASE@ AS unused\nRUN exit 1\n\nFROM scratch\nCOPY --from=second /out/app /app\nCOPY --from=0 /bin/busybox /bin/cat\nENTRYPOINT [\"/bin/cat\"]\nCMD [\"/app\"]\n",
     )]);
     let image = f.name("multi:1");
     let out = f.built(&["-t", &image], context.path());
     assert!(!out.contains("exit 1"), "the unused stage was built: {out}");
-    assert_eq!(f.rctl.ok(&["run", "--rm", &image]), "artifact\n");
+    assert_eq!(f.rctl.ok(&["run", "--rm", &image]), "artifact\nmore\n");
     // Only what COPY --from took: no junk, no shell.
     let export = tempfile::NamedTempFile::new().unwrap();
     let id = f.rctl.ok(&["create", &image]).trim().to_string();
