@@ -161,7 +161,7 @@ async fn multi_stage_copies_only_what_it_takes() {
     };
     let context = f.context(&[(
         "Dockerfile",
-        "FROM @BASE@ AS builder\nRUN mkdir /out && echo artifact > /out/app && echo junk > /out/junk\n\nFROM builder AS second\nRUN echo more >> /out/app\n\nFROM @BASE@ AS unused\nRUN exit 1\n\nFROM scratch\nCOPY --from=second /out/app /app\nCOPY --from=0 /bin/busybox /bin/cat\nENTRYPOINT [\"/bin/cat\"]\nCMD [\"/app\"]\n",
+        "FROM @BASE@ AS builder\nRUN mkdir /out && echo artifact > /out/app && echo junk > /out/junk\n\nFROM builder AS second\nRUN echo more >> /out/app\n\nFROM @BASE@ AS unused\nRUN exit 1\n\nFROM scratch\nCOPY --from=second /out/app /app\nCOPY --from=@BASE@ /bin/busybox /bin/cat\nENTRYPOINT [\"/bin/cat\"]\nCMD [\"/app\"]\n",
     )]);
     let image = f.name("multi:1");
     let out = f.built(&["-t", &image], context.path());
@@ -348,11 +348,11 @@ async fn bad_dockerfiles_stop_cleanly() {
     let cases = [
         (
             "FROM @BASE@\nFROBNICATE x\n",
-            "line 2: unknown instruction: FROBNICATE",
+            "Dockerfile:2: unknown instruction: FROBNICATE",
         ),
         (
             "FROM @BASE@\nENV A=\"open\n",
-            "line 2: unterminated double quote",
+            "Dockerfile:2: unterminated double quote",
         ),
         (
             "FROM @BASE@\nCOPY ../outside /x\n",

@@ -161,6 +161,11 @@ fn key_values(list: &[String], what: &str) -> Result<Vec<(String, String)>, CliE
 pub fn run(context: &Context, args: BuildArgs) -> Result<i32, CliError> {
     // The context directory, and the Dockerfile's text.
     let scratch = tempfile::tempdir()?;
+    let dockerfile_name = match (&args.file, args.context.as_str()) {
+        (Some(file), _) => file.display().to_string(),
+        (None, "-") => "Dockerfile (stdin)".to_string(),
+        (None, context) => Path::new(context).join("Dockerfile").display().to_string(),
+    };
     let (dir, dockerfile) = if args.context == "-" {
         let mut input = Vec::new();
         std::io::stdin().read_to_end(&mut input)?;
@@ -230,12 +235,19 @@ pub fn run(context: &Context, args: BuildArgs) -> Result<i32, CliError> {
         context,
         quiet: args.quiet,
     };
-    let built = build(
+    let built = match build(
         &std::path::absolute(&context.root)?,
         &store,
         &options,
         &host,
-    )?;
+    ) {
+        Ok(built) => built,
+        // Name the file the user gave, not just "Dockerfile".
+        Err(rengine::build::BuildError::Parse(e)) => {
+            return Err(format!("{}:{}: {}", dockerfile_name, e.line, e.message).into())
+        }
+        Err(e) => return Err(e.into()),
+    };
     if args.quiet {
         println!("{}", built.id);
     }
