@@ -147,6 +147,29 @@ struct Builder<'a> {
     used_args: std::cell::RefCell<BTreeSet<String>>,
 }
 
+/// Removes staging directories an interrupted build left (an hour old:
+/// no live build keeps one that long without touching it).
+fn clear_stale_staging(root: &Path) {
+    let Ok(entries) = std::fs::read_dir(root) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let staging = ["copy-", "from-", "workdir-"]
+            .iter()
+            .any(|p| name.starts_with(p));
+        let old = entry
+            .metadata()
+            .and_then(|m| m.modified())
+            .ok()
+            .and_then(|t| t.elapsed().ok())
+            .is_some_and(|age| age.as_secs() > 3600);
+        if staging && old {
+            let _ = std::fs::remove_dir_all(entry.path());
+        }
+    }
+}
+
 /// Builds the image the options describe.
 pub fn build(
     root: &Path,
@@ -154,6 +177,7 @@ pub fn build(
     options: &BuildOptions,
     host: &dyn BuildHost,
 ) -> Result<Built> {
+    clear_stale_staging(root);
     let file = parse(&options.dockerfile)?;
     let context = Context::open(&options.context)?;
     // Global ARGs, then stages.
