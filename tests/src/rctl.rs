@@ -84,6 +84,30 @@ impl Rctl {
     }
 }
 
+/// Containers a test left running (it failed half-way) are removed with
+/// their store, so no test leaves a process behind.
+impl Drop for Rctl {
+    fn drop(&mut self) {
+        if !self.root.join("containers").exists() {
+            return;
+        }
+        let Ok(out) = self
+            .command()
+            .args(["ps", "-a", "-q", "--no-trunc"])
+            .output()
+        else {
+            return;
+        };
+        let ids: Vec<String> = String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .map(str::to_string)
+            .collect();
+        if !ids.is_empty() {
+            let _ = self.command().arg("rm").arg("-f").args(&ids).output();
+        }
+    }
+}
+
 impl Default for Rctl {
     fn default() -> Self {
         Rctl::new()
