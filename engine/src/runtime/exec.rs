@@ -7,11 +7,11 @@
 
 use super::cgroup;
 use super::containers::Container;
-use super::process::{resolve_user, DEFAULT_PATH};
-use super::session::{block_signals, reset_signals, supervise, PtyRelay, RawTerminal};
+use super::launch::{drop_capabilities, find_program, launch, with_home, Launch};
+use super::process::resolve_user;
+use super::session::{block_signals, supervise, PtyRelay, RawTerminal};
 use super::{io, sys, Result, RuntimeError};
 use nix::sched::{setns, CloneFlags};
-use std::ffi::CString;
 use std::io::{IsTerminal, Write};
 use std::os::fd::AsFd;
 use std::path::Path;
@@ -93,7 +93,7 @@ pub fn exec(container: &Container, options: &ExecOptions) -> Result<i32> {
         .cwd
         .clone()
         .unwrap_or_else(|| container.config.process.cwd.clone());
-    let keep_mknod = super::cgroup::restricts_devices();
+    let keep_mknod = cgroup::restricts_devices();
     let signals = block_signals()?;
     for (file, flag) in &namespaces {
         setns(file, *flag).map_err(sys("join the container's namespaces"))?;
@@ -129,7 +129,7 @@ pub fn exec(container: &Container, options: &ExecOptions) -> Result<i32> {
     }
 }
 
-/// The forked process: cgroup, session, user, directory, exec. Returns an exit code on failure.
+/// The forked process: cgroup, terminal, then [`launch`]. Returns an exit code on failure.
 fn child(
     procs: &[std::fs::File],
     slave: Option<&std::os::fd::OwnedFd>,
@@ -142,21 +142,16 @@ fn child(
     for mut file in procs {
         let _ = file.write_all(b"0");
     }
-    let _ = nix::unistd::setsid();
     if let Some(slave) = slave {
         let _ = nix::unistd::dup2_stdin(slave);
         let _ = nix::unistd::dup2_stdout(slave);
         let _ = nix::unistd::dup2_stderr(slave);
-        // SAFETY: TIOCSCTTY on our new stdin, the pty slave.
-        unsafe {
-            libc::ioctl(0, libc::TIOCSCTTY, 0);
-        }
     } else if !options.interactive {
         if let Ok(null) = std::fs::File::open("/dev/null") {
             let _ = nix::unistd::dup2_stdin(&null);
         }
     }
-    if let Err(e) = super::init::drop_capabilities(keep_mknod) {
+    if let Err(e) = drop_capabilities(keep_mknod) {
         eprintln!("rctl: {e}");
         return 126;
     }
@@ -167,57 +162,21 @@ fn child(
             return 126;
         }
     };
-    use nix::unistd::{setgid, setgroups, setuid, Gid, Uid};
-    let groups: Vec<Gid> = user.groups.iter().map(|g| Gid::from_raw(*g)).collect();
-    if let Err(e) = setgroups(&groups)
-        .and_then(|_| setgid(Gid::from_raw(user.gid)))
-        .and_then(|_| setuid(Uid::from_raw(user.uid)))
-    {
-        eprintln!("rctl: set user {user_spec}: {e}");
-        return 126;
-    }
-    let cwd = if cwd.is_empty() { "/" } else { cwd };
-    if let Err(e) = std::env::set_current_dir(cwd) {
-        eprintln!("rctl: chdir to {cwd}: {e}");
-        return 126;
-    }
-    let mut env = env.to_vec();
-    if !env.iter().any(|e| e.starts_with("HOME=")) {
-        env.push(format!("HOME={}", user.home));
-    }
-    let name = &options.args[0];
-    let path_var = env
-        .iter()
-        .find_map(|e| e.strip_prefix("PATH="))
-        .unwrap_or(DEFAULT_PATH)
-        .to_string();
-    let program = if name.contains('/') {
-        Some(name.clone())
-    } else {
-        path_var
-            .split(':')
-            .map(|d| format!("{d}/{name}"))
-            .find(|p| {
-                Path::new(p).is_file()
-                    && nix::unistd::access(p.as_str(), nix::unistd::AccessFlags::X_OK).is_ok()
-            })
+    let env = with_home(env, &user);
+    let failure = match find_program(&options.args[0], &env) {
+        Ok(program) => {
+            let command = Launch {
+                args: &options.args,
+                env: &env,
+                user: &user,
+                user_spec,
+                cwd,
+                tty: slave.is_some(),
+            };
+            launch(&program, &command, 126)
+        }
+        Err(failure) => failure,
     };
-    let Some(program) = program else {
-        eprintln!("rctl: exec: \"{name}\": executable file not found in $PATH");
-        return 127;
-    };
-    let to_c = |s: &str| CString::new(s).unwrap_or_default();
-    let args: Vec<CString> = options.args.iter().map(|a| to_c(a)).collect();
-    let envp: Vec<CString> = env.iter().map(|e| to_c(e)).collect();
-    reset_signals();
-    let error = match nix::unistd::execve(&to_c(&program), &args, &envp) {
-        Err(e) => e,
-        Ok(never) => match never {},
-    };
-    eprintln!("rctl: exec: \"{name}\": {}", error.desc().to_lowercase());
-    if error == nix::errno::Errno::ENOENT {
-        127
-    } else {
-        126
-    }
+    eprintln!("rctl: {}", failure.message);
+    failure.code
 }

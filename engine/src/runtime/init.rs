@@ -11,33 +11,20 @@
 //! the command's status (what docker-init/tini do).
 
 use super::config::InitSpec;
-use super::process::{resolve_user, User, DEFAULT_PATH};
+use super::process::resolve_user;
 use super::rootfs;
 use super::session::{block_signals, reset_signals, supervise};
-use serde::{Deserialize, Serialize};
-use std::ffi::CString;
 use std::io::{Read, Write};
 use std::os::fd::{FromRawFd, OwnedFd};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 /// The spec pipe's read end in the init process.
 pub const SPEC_FD: i32 = 3;
 /// The error pipe's write end in the init process.
 pub const ERROR_FD: i32 = 4;
 
-/// What the init reports when it cannot exec.
-#[derive(Debug, Serialize, Deserialize)]
-pub struct InitFailure {
-    pub code: i32,
-    pub message: String,
-}
-
-fn fail(code: i32, message: impl Into<String>) -> InitFailure {
-    InitFailure {
-        code,
-        message: message.into(),
-    }
-}
+pub use super::launch::Failure as InitFailure;
+use super::launch::{drop_capabilities, fail, find_program, launch, with_home, Launch};
 
 fn set_cloexec(fd: i32) {
     // SAFETY: fcntl on a descriptor number; an invalid one just fails.
@@ -106,17 +93,7 @@ fn run(spec: &InitSpec) -> InitFailure {
     if let Err(e) = std::fs::create_dir_all(cwd) {
         return fail(1, format!("create the working directory {cwd}: {e}"));
     }
-    let mut env = spec.process.env.clone();
-    if !env.iter().any(|e| e.starts_with("HOME=")) {
-        env.push(format!(
-            "HOME={}",
-            if user.home.is_empty() {
-                "/"
-            } else {
-                &user.home
-            }
-        ));
-    }
+    let env = with_home(&spec.process.env, &user);
     if let Err(e) = drop_capabilities(keep_mknod) {
         return fail(1, e);
     }
@@ -124,8 +101,16 @@ fn run(spec: &InitSpec) -> InitFailure {
         Ok(path) => path,
         Err(failure) => return failure,
     };
+    let command = Launch {
+        args: &spec.process.args,
+        env: &env,
+        user: &user,
+        user_spec: &spec.process.user,
+        cwd,
+        tty: spec.process.tty,
+    };
     if !spec.init {
-        return exec(&program, spec, &env, &user, cwd);
+        return launch(&program, &command, 1);
     }
     // --init: stay as PID 1, run the command as our child.
     let signals = match block_signals() {
@@ -135,7 +120,7 @@ fn run(spec: &InitSpec) -> InitFailure {
     // SAFETY: this process is single-threaded; the child only execs or reports.
     match unsafe { nix::unistd::fork() } {
         Ok(nix::unistd::ForkResult::Child) => {
-            let failure = exec(&program, spec, &env, &user, cwd);
+            let failure = launch(&program, &command, 1);
             report(&failure);
             std::process::exit(failure.code)
         }
@@ -148,115 +133,6 @@ fn run(spec: &InitSpec) -> InitFailure {
             std::process::exit(code)
         }
         Err(e) => fail(1, format!("fork: {e}")),
-    }
-}
-
-/// The capabilities docker leaves a container (its default bounding set,
-/// `0xa80425fb`): CHOWN, DAC_OVERRIDE, FOWNER, FSETID, KILL, SETGID,
-/// SETUID, SETPCAP, NET_BIND_SERVICE, NET_RAW, SYS_CHROOT, MKNOD,
-/// AUDIT_WRITE, SETFCAP. Without SYS_ADMIN and the rest, root in the
-/// container cannot remount, load modules, or reach the host's devices.
-const KEPT_CAPABILITIES: [libc::c_ulong; 14] = [0, 1, 3, 4, 5, 6, 7, 8, 10, 13, 18, 27, 29, 31];
-
-/// Drops every other capability from the bounding set (so no exec can
-/// gain it back), for this process and what it runs. Where the device
-/// cgroup cannot be used (v2 without a BPF program), MKNOD goes too:
-/// `keep_mknod` is [`super::cgroup::restricts_devices`], asked while the
-/// host's mounts are still in view.
-pub fn drop_capabilities(keep_mknod: bool) -> Result<(), String> {
-    for cap in 0..64 {
-        if KEPT_CAPABILITIES.contains(&cap) && (cap != 27 || keep_mknod) {
-            continue;
-        }
-        // SAFETY: prctl with an integer argument.
-        let done = unsafe { libc::prctl(libc::PR_CAPBSET_DROP, cap, 0, 0, 0) };
-        if done != 0 {
-            let error = std::io::Error::last_os_error();
-            if error.raw_os_error() == Some(libc::EINVAL) {
-                break; // past the last capability this kernel knows
-            }
-            return Err(format!("drop capability {cap}: {error}"));
-        }
-    }
-    Ok(())
-}
-
-/// Finds the command as runc does: a path with `/` as is, else in PATH.
-fn find_program(name: &str, env: &[String]) -> Result<PathBuf, InitFailure> {
-    use nix::unistd::{access, AccessFlags};
-    if name.contains('/') {
-        let path = PathBuf::from(name);
-        return match std::fs::metadata(&path) {
-            Ok(_) => Ok(path),
-            Err(e) => Err(fail(
-                127,
-                format!("exec: \"{name}\": stat {name}: {}", lower_io(&e)),
-            )),
-        };
-    }
-    let path_var = env
-        .iter()
-        .find_map(|e| e.strip_prefix("PATH="))
-        .unwrap_or(DEFAULT_PATH);
-    for dir in path_var.split(':') {
-        let candidate = Path::new(if dir.is_empty() { "." } else { dir }).join(name);
-        if candidate.is_file() && access(&candidate, AccessFlags::X_OK).is_ok() {
-            return Ok(candidate);
-        }
-    }
-    Err(fail(
-        127,
-        format!("exec: \"{name}\": executable file not found in $PATH"),
-    ))
-}
-
-fn lower_io(e: &std::io::Error) -> String {
-    match e.kind() {
-        std::io::ErrorKind::NotFound => "no such file or directory".into(),
-        std::io::ErrorKind::PermissionDenied => "permission denied".into(),
-        _ => e.to_string(),
-    }
-}
-
-/// Becomes the command: session, terminal, user, directory, then execve.
-fn exec(program: &Path, spec: &InitSpec, env: &[String], user: &User, cwd: &str) -> InitFailure {
-    use nix::unistd::{setgid, setgroups, setsid, setuid, Gid, Uid};
-    let _ = setsid();
-    if spec.process.tty {
-        // SAFETY: TIOCSCTTY on our stdin, the pty slave the monitor gave us.
-        unsafe {
-            libc::ioctl(0, libc::TIOCSCTTY, 0);
-        }
-    }
-    let groups: Vec<Gid> = user.groups.iter().map(|g| Gid::from_raw(*g)).collect();
-    if let Err(e) = setgroups(&groups)
-        .and_then(|_| setgid(Gid::from_raw(user.gid)))
-        .and_then(|_| setuid(Uid::from_raw(user.uid)))
-    {
-        return fail(1, format!("set user {}: {e}", spec.process.user));
-    }
-    if let Err(e) = std::env::set_current_dir(cwd) {
-        return fail(1, format!("chdir to {cwd}: {e}"));
-    }
-    let to_c = |s: &str| CString::new(s).unwrap_or_default();
-    let args: Vec<CString> = spec.process.args.iter().map(|a| to_c(a)).collect();
-    let env: Vec<CString> = env.iter().map(|e| to_c(e)).collect();
-    let path = to_c(&program.to_string_lossy());
-    reset_signals();
-    let error = match nix::unistd::execve(&path, &args, &env) {
-        Err(e) => e,
-        Ok(never) => match never {},
-    };
-    let name = &spec.process.args[0];
-    match error {
-        nix::errno::Errno::EACCES => fail(126, format!("exec: \"{name}\": permission denied")),
-        nix::errno::Errno::ENOENT => {
-            fail(127, format!("exec: \"{name}\": no such file or directory"))
-        }
-        e => fail(
-            126,
-            format!("exec: \"{name}\": {}", e.desc().to_lowercase()),
-        ),
     }
 }
 

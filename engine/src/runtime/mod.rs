@@ -22,6 +22,7 @@
 //! - [`monitor`]: the parent side: starts the container and watches it.
 //! - [`init`] and [`rootfs`]: the child side: namespaces made real, then exec.
 //! - [`session`]: a supervised process: signals forwarded, pty relayed, status reaped.
+//! - [`launch`]: the last steps of every process started in a container (capabilities, user, exec).
 //! - [`exec`]: a process joining a running container.
 //! - [`ports`]: `-p` relays from the host's loopback into the container's network.
 //! - [`volumes`]: named volumes.
@@ -32,6 +33,7 @@ pub mod containers;
 pub mod exec;
 pub mod image;
 pub mod init;
+pub mod launch;
 pub mod monitor;
 pub mod ports;
 pub mod process;
