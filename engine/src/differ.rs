@@ -79,11 +79,13 @@ fn xattr(c_path: &CString, name: &[u8]) -> Option<Vec<u8>> {
     Some(value)
 }
 
-fn is_whiteout(meta: &std::fs::Metadata) -> bool {
+/// An overlay whiteout: a 0/0 character device.
+pub(crate) fn is_whiteout(meta: &std::fs::Metadata) -> bool {
     meta.file_type().is_char_device() && meta.rdev() == 0
 }
 
-fn is_opaque(path: &Path) -> bool {
+/// A directory overlay marks opaque (`trusted.overlay.opaque=y`).
+pub(crate) fn is_opaque(path: &Path) -> bool {
     CString::new(path.as_os_str().as_bytes())
         .ok()
         .and_then(|p| xattr(&p, OPAQUE.as_bytes()))

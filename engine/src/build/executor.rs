@@ -115,6 +115,23 @@ fn step_error(line: usize) -> impl Fn(WordError) -> BuildError {
     }
 }
 
+/// An I/O or other failure of the builder's own work, as a build error.
+fn other(e: impl std::fmt::Display) -> BuildError {
+    BuildError::Other(e.to_string())
+}
+
+/// The strings of a JSON array (an image's Env, Shell, OnBuild).
+fn strings(value: Option<&Value>) -> Vec<String> {
+    value
+        .and_then(Value::as_array)
+        .map(|list| {
+            list.iter()
+                .filter_map(|v| v.as_str().map(str::to_string))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
 fn short(digest: &Digest) -> String {
     digest.hex()[..12].to_string()
 }
@@ -246,17 +263,7 @@ pub fn build(
         let mut work = builder.from(&stage.from)?;
         builder.host.say(&format!(" ---> {}", short(&work.id())));
         // ONBUILD triggers of the base run first.
-        let triggers: Vec<String> = work
-            .image
-            .config
-            .pointer("/config/OnBuild")
-            .and_then(Value::as_array)
-            .map(|t| {
-                t.iter()
-                    .filter_map(|v| v.as_str().map(str::to_string))
-                    .collect()
-            })
-            .unwrap_or_default();
+        let triggers = strings(work.image.config.pointer("/config/OnBuild"));
         if !triggers.is_empty() {
             builder.host.say(&format!(
                 "# Executing {} build trigger{}",
@@ -408,6 +415,14 @@ impl<'a> Builder<'a> {
         })
     }
 
+    /// A staging directory under the engine root (`clear_stale_staging` knows the prefixes).
+    fn staging(&self, prefix: &str) -> Result<tempfile::TempDir> {
+        tempfile::Builder::new()
+            .prefix(prefix)
+            .tempdir_in(&self.root)
+            .map_err(|e| BuildError::Other(format!("staging directory: {e}")))
+    }
+
     /// Writes `image` to the store and unpacks it: its layers, topmost first.
     fn unpacked(&self, image: &NewImage) -> Result<(image::RunnableImage, LayerView)> {
         let (_, written) = image.write(&self.store, None)?;
@@ -471,18 +486,38 @@ impl Work<'_> {
         )
     }
 
+    /// A string setting of the image's config section (`User`, `WorkingDir`).
+    fn setting(&self, key: &str) -> &str {
+        self.image
+            .config
+            .pointer(&format!("/config/{key}"))
+            .and_then(Value::as_str)
+            .unwrap_or("")
+    }
+
+    /// The image's `Env`.
+    fn env(&self) -> Vec<String> {
+        strings(self.image.config.pointer("/config/Env"))
+    }
+
+    /// `path` (absolute or relative to the working directory), cleaned.
+    fn in_workdir(&self, path: &str) -> String {
+        let joined = if path.starts_with('/') {
+            path.to_string()
+        } else {
+            format!(
+                "{}/{path}",
+                self.setting("WorkingDir").trim_end_matches('/')
+            )
+        };
+        format!("/{}", super::context::clean(&joined))
+    }
+
     /// Variables for substitution: the image's ENV over this stage's ARGs.
     fn lookup(&self, name: &str) -> Option<String> {
-        let env = self
-            .image
-            .config
-            .pointer("/config/Env")
-            .and_then(Value::as_array);
-        let from_env = env.and_then(|list| {
-            list.iter()
-                .filter_map(Value::as_str)
-                .rev()
-                .find_map(|e| e.strip_prefix(name).and_then(|r| r.strip_prefix('=')))
+        let from_env = self.env().into_iter().rev().find_map(|e| {
+            e.strip_prefix(name)
+                .and_then(|r| r.strip_prefix('='))
                 .map(str::to_string)
         });
         from_env.or_else(|| self.args.get(name).cloned())
@@ -505,17 +540,12 @@ impl Work<'_> {
     }
 
     fn shell(&self) -> Vec<String> {
-        self.image
-            .config
-            .pointer("/config/Shell")
-            .and_then(Value::as_array)
-            .map(|s| {
-                s.iter()
-                    .filter_map(|v| v.as_str().map(str::to_string))
-                    .collect()
-            })
-            .filter(|s: &Vec<String>| !s.is_empty())
-            .unwrap_or_else(|| vec!["/bin/sh".into(), "-c".into()])
+        let shell = strings(self.image.config.pointer("/config/Shell"));
+        if shell.is_empty() {
+            vec!["/bin/sh".into(), "-c".into()]
+        } else {
+            shell
+        }
     }
 
     /// A command in exec form, or the shell's.
@@ -771,17 +801,7 @@ impl Work<'_> {
     fn run(&mut self, instruction: &Instruction) -> Result<()> {
         let command = self.command(instruction);
         // Build args reach RUN as environment (docker keeps them out of the image).
-        let mut env: Vec<String> = self
-            .image
-            .config
-            .pointer("/config/Env")
-            .and_then(Value::as_array)
-            .map(|l| {
-                l.iter()
-                    .filter_map(|v| v.as_str().map(str::to_string))
-                    .collect()
-            })
-            .unwrap_or_default();
+        let mut env = self.env();
         let mut arg_env: Vec<String> = Vec::new();
         for (name, value) in &self.args {
             if !env.iter().any(|e| e.split('=').next() == Some(name)) {
@@ -801,17 +821,9 @@ impl Work<'_> {
         let (runnable, _) = self.builder.unpacked(&self.image)?;
         let containers = Containers::open(&self.builder.root)?;
         let id = Containers::new_id();
-        let config_str = |k: &str| {
-            self.image
-                .config
-                .pointer(&format!("/config/{k}"))
-                .and_then(Value::as_str)
-                .unwrap_or("")
-                .to_string()
-        };
-        let cwd = match config_str("WorkingDir") {
-            dir if dir.is_empty() => "/".to_string(),
-            dir => dir,
+        let cwd = match self.setting("WorkingDir") {
+            "" => "/".to_string(),
+            dir => dir.to_string(),
         };
         let has_path = env.iter().any(|e| e.starts_with("PATH="));
         if !has_path {
@@ -829,7 +841,7 @@ impl Work<'_> {
                 args: command.clone(),
                 env,
                 cwd,
-                user: config_str("User"),
+                user: self.setting("User").to_string(),
                 tty: false,
                 interactive: false,
             },
@@ -882,30 +894,10 @@ impl Work<'_> {
         let add = instruction.keyword == "ADD";
         let mut words = self.words(instruction)?;
         let dest_word = words.pop().unwrap_or_default();
-        let workdir = self
-            .image
-            .config
-            .pointer("/config/WorkingDir")
-            .and_then(Value::as_str)
-            .unwrap_or("/")
-            .to_string();
-        let dest = format!(
-            "/{}",
-            super::context::clean(&if dest_word.starts_with('/') {
-                dest_word.clone()
-            } else {
-                format!("{}/{dest_word}", workdir.trim_end_matches('/'))
-            })
-        );
+        let dest = self.in_workdir(&dest_word);
         let dest_is_dir = dest_word.ends_with('/') || dest_word == "." || words.len() > 1;
-        let staging = tempfile::Builder::new()
-            .prefix("copy-")
-            .tempdir_in(&self.builder.root)
-            .map_err(|e| BuildError::Other(format!("staging directory: {e}")))?;
-        let scratch = tempfile::Builder::new()
-            .prefix("from-")
-            .tempdir_in(&self.builder.root)
-            .map_err(|e| BuildError::Other(format!("staging directory: {e}")))?;
+        let staging = self.builder.staging("copy-")?;
+        let scratch = self.builder.staging("from-")?;
         // Where the sources come from: the context, an earlier stage, or an image.
         let (source_root, view_sources): (PathBuf, Option<LayerView>) =
             match instruction.flag("from") {
@@ -970,18 +962,16 @@ impl Work<'_> {
                     &fetched,
                     std::os::unix::fs::PermissionsExt::from_mode(0o600),
                 )
-                .map_err(|e| BuildError::Other(e.to_string()))?;
+                .map_err(other)?;
                 let target = if dest_is_dir || dest_exists_as_dir {
                     make_parents(staging.path(), &dest)
-                        .map_err(|e| BuildError::Other(e.to_string()))?
+                        .map_err(other)?
                         .join(name)
                 } else {
-                    make_parents(staging.path(), parent(&dest))
-                        .map_err(|e| BuildError::Other(e.to_string()))?;
+                    make_parents(staging.path(), parent(&dest)).map_err(other)?;
                     staging.path().join(dest.trim_start_matches('/'))
                 };
-                copy_in(&fetched, &target, mode, &mut digest, source)
-                    .map_err(|e| BuildError::Other(e.to_string()))?;
+                copy_in(&fetched, &target, mode, &mut digest, source).map_err(other)?;
                 described.push(format!("url:{source}"));
                 continue;
             }
@@ -1072,21 +1062,15 @@ impl Work<'_> {
 
     /// `--chown=user:group` by name (in the image's files) or number.
     fn owner(&self, view: &LayerView, owner: &str, line: usize) -> Result<(u32, u32)> {
-        let root = tempfile::tempdir().map_err(|e| BuildError::Other(e.to_string()))?;
-        std::fs::create_dir_all(root.path().join("etc"))
-            .map_err(|e| BuildError::Other(e.to_string()))?;
-        for file in ["etc/passwd", "etc/group"] {
-            if let Some(text) = view.read(file) {
-                std::fs::write(root.path().join(file), text)
-                    .map_err(|e| BuildError::Other(e.to_string()))?;
-            }
-        }
-        let user = crate::runtime::process::resolve_user(root.path(), owner).map_err(|e| {
-            BuildError::Step {
-                line,
-                message: format!("--chown={owner}: {e}"),
-            }
-        })?;
+        let passwd = view.read("etc/passwd").unwrap_or_default();
+        let group = view.read("etc/group").unwrap_or_default();
+        let user =
+            crate::runtime::process::resolve_user_in(&passwd, &group, owner).map_err(|e| {
+                BuildError::Step {
+                    line,
+                    message: format!("--chown={owner}: {e}"),
+                }
+            })?;
         // `--chown=user` alone: the uid serves as gid too, as docker documents.
         let gid = if owner.contains(':') {
             user.gid
@@ -1098,21 +1082,7 @@ impl Work<'_> {
 
     fn workdir(&mut self, instruction: &Instruction) -> Result<()> {
         let text = self.word(instruction, instruction.text().trim())?;
-        let current = self
-            .image
-            .config
-            .pointer("/config/WorkingDir")
-            .and_then(Value::as_str)
-            .unwrap_or("/")
-            .to_string();
-        let dir = format!(
-            "/{}",
-            super::context::clean(&if text.starts_with('/') {
-                text
-            } else {
-                format!("{}/{text}", current.trim_end_matches('/'))
-            })
-        );
+        let dir = self.in_workdir(&text);
         let key = self.next_key(&format!("WORKDIR {dir}"));
         if self.cached(&key)? {
             return Ok(());
@@ -1125,11 +1095,8 @@ impl Work<'_> {
         if view.find(dir.trim_start_matches('/')).is_some() {
             self.image.add_empty_layer(&self.nop(instruction));
         } else {
-            let staging = tempfile::Builder::new()
-                .prefix("workdir-")
-                .tempdir_in(&self.builder.root)
-                .map_err(|e| BuildError::Other(format!("staging directory: {e}")))?;
-            make_parents(staging.path(), &dir).map_err(|e| BuildError::Other(e.to_string()))?;
+            let staging = self.builder.staging("workdir-")?;
+            make_parents(staging.path(), &dir).map_err(other)?;
             restore_parents(&view, staging.path(), &dir);
             let layer = store_layer(&self.builder.store, staging.path())?;
             self.image.add_layer(&layer, &self.nop(instruction), "");

@@ -2,9 +2,7 @@
 //! rules (whiteouts hide, opaque directories end the look down), without
 //! mounting anything: what COPY --from, `--chown` names and WORKDIR need.
 
-use std::ffi::CString;
-use std::os::unix::ffi::OsStrExt;
-use std::os::unix::fs::{FileTypeExt, MetadataExt};
+use crate::differ::{self, is_opaque};
 use std::path::{Path, PathBuf};
 
 /// The layers of an image, topmost first.
@@ -15,25 +13,8 @@ pub struct LayerView {
 
 fn is_whiteout(path: &Path) -> bool {
     std::fs::symlink_metadata(path)
-        .map(|m| m.file_type().is_char_device() && m.rdev() == 0)
+        .map(|m| differ::is_whiteout(&m))
         .unwrap_or(false)
-}
-
-fn is_opaque(path: &Path) -> bool {
-    let Ok(c_path) = CString::new(path.as_os_str().as_bytes()) else {
-        return false;
-    };
-    let mut value = [0u8; 4];
-    // SAFETY: the buffer's length is passed.
-    let len = unsafe {
-        libc::lgetxattr(
-            c_path.as_ptr(),
-            c"trusted.overlay.opaque".as_ptr(),
-            value.as_mut_ptr().cast(),
-            value.len(),
-        )
-    };
-    len == 1 && value[0] == b'y'
 }
 
 impl LayerView {
@@ -48,10 +29,7 @@ impl LayerView {
         for layer in &self.layers {
             let path = layer.join(relative);
             if let Ok(meta) = std::fs::symlink_metadata(&path) {
-                if meta.file_type().is_char_device() && meta.rdev() == 0 {
-                    return None;
-                }
-                return Some(path);
+                return (!differ::is_whiteout(&meta)).then_some(path);
             }
             // A whiteout of, or an opaque, ancestor in this layer hides the rest below.
             let mut ancestor = layer.clone();

@@ -109,6 +109,11 @@ pub struct User {
 pub fn resolve_user(root: &Path, spec: &str) -> Result<User> {
     let passwd = std::fs::read_to_string(root.join("etc/passwd")).unwrap_or_default();
     let group = std::fs::read_to_string(root.join("etc/group")).unwrap_or_default();
+    resolve_user_in(&passwd, &group, spec)
+}
+
+/// [`resolve_user`] against the text of a passwd and a group file.
+pub fn resolve_user_in(passwd: &str, group: &str, spec: &str) -> Result<User> {
     let (user_part, group_part) = match spec.split_once(':') {
         Some((u, g)) => (u, Some(g)),
         None => (spec, None),
