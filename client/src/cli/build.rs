@@ -2,9 +2,9 @@
 //! builder's outside world: base images pulled through the registry
 //! client, ADD URLs fetched, RUN steps started through the monitor.
 
+use super::images::{pull_quietly, store_name};
 use super::{reference, CliError, Context};
 use clap::Args;
-use rctl::platform::Platform;
 use rengine::build::{build, BuildHost, BuildOptions};
 use rengine::runtime::MONITOR_ARG;
 use std::collections::BTreeMap;
@@ -49,29 +49,13 @@ struct Host<'a> {
 impl BuildHost for Host<'_> {
     fn image(&self, name: &str, platform: Option<&str>) -> Result<roci::Digest, String> {
         let reference = reference(name).map_err(|e| e.to_string())?;
-        let full = if reference.tag.is_none() && reference.digest.is_none() {
-            reference.with_tag("latest").to_string()
-        } else {
-            reference.to_string()
-        };
+        let full = store_name(&reference);
         let store = self.context.store().map_err(|e| e.to_string())?;
         if let Some(stored) = store.resolve(&full).map_err(|e| e.to_string())? {
             return Ok(stored.digest);
         }
-        let platform = match platform {
-            Some(text) => text.parse::<Platform>().map_err(|e| e.to_string())?,
-            None => Platform::host(),
-        };
-        let pulled = super::block_on(super::images::pull_and_unpack(
-            self.context,
-            &store,
-            &reference,
-            platform,
-            3,
-            Box::new(|_| {}),
-        ))
-        .map_err(|e| e.to_string())?
-        .map_err(|e| format!("pull {full}: {e}"))?;
+        let pulled = pull_quietly(self.context, &store, &reference, platform)
+            .map_err(|e| format!("pull {full}: {e}"))?;
         Ok(pulled.manifest_digest)
     }
 

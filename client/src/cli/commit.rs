@@ -8,7 +8,7 @@ use rengine::new_image::NewImage;
 use rengine::runtime::cgroup;
 use rengine::runtime::containers::{Container, Containers};
 use rengine::runtime::monitor::layers_root;
-use rengine::runtime::time::ago;
+use rengine::runtime::time::{ago, parse_rfc3339};
 use rengine::snapshot::Snapshotter;
 use serde_json::Value;
 use std::io::{BufRead, Read, Write};
@@ -280,50 +280,6 @@ pub fn import(context: &Context, args: ImportArgs) -> Result<i32, CliError> {
     Ok(0)
 }
 
-fn human_size(bytes: u64) -> String {
-    // docker's history sizes: decimal units, three significant digits.
-    let units = ["B", "kB", "MB", "GB", "TB"];
-    let mut value = bytes as f64;
-    let mut unit = 0;
-    while value >= 1000.0 && unit + 1 < units.len() {
-        value /= 1000.0;
-        unit += 1;
-    }
-    if unit == 0 {
-        format!("{bytes}B")
-    } else {
-        format!("{value:.3}")
-            .trim_end_matches('0')
-            .trim_end_matches('.')
-            .to_string()
-            + units[unit]
-    }
-}
-
-fn parse_rfc3339_nanos(text: &str) -> Option<u128> {
-    // YYYY-MM-DDTHH:MM:SS[.frac]Z: days from civil (Howard Hinnant's algorithm).
-    let (date, time) = text.split_once('T')?;
-    let mut d = date.split('-').map(|p| p.parse::<i64>().ok());
-    let (y, m, day) = (d.next()??, d.next()??, d.next()??);
-    let time = time.trim_end_matches('Z');
-    let time = time.split(['+']).next()?;
-    let mut t = time.split(':');
-    let (h, min) = (
-        t.next()?.parse::<i64>().ok()?,
-        t.next()?.parse::<i64>().ok()?,
-    );
-    let secs: f64 = t.next()?.parse().ok()?;
-    let y = if m <= 2 { y - 1 } else { y };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let mp = (m + 9) % 12;
-    let doy = (153 * mp + 2) / 5 + day - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    let days = era * 146_097 + doe - 719_468;
-    let total = days * 86_400 + h * 3600 + min * 60;
-    Some((total as f64 * 1e9 + secs * 1e9).max(0.0) as u128)
-}
-
 pub fn history(context: &Context, args: HistoryArgs) -> Result<i32, CliError> {
     let store = context.store()?;
     let name = reference(&args.image)?.to_string();
@@ -394,27 +350,20 @@ pub fn history(context: &Context, args: HistoryArgs) -> Result<i32, CliError> {
         } else {
             "<missing>".into()
         };
-        let created = parse_rfc3339_nanos(created).map(ago).unwrap_or_default();
+        let created = parse_rfc3339(created).map(ago).unwrap_or_default();
         let by = if args.no_trunc || created_by.chars().count() <= 45 {
             created_by.clone()
         } else {
             format!("{}…", created_by.chars().take(44).collect::<String>())
         };
-        table.push(vec![image, created, by, human_size(*size), comment.clone()]);
+        table.push(vec![
+            image,
+            created,
+            by,
+            super::units::decimal(*size),
+            comment.clone(),
+        ]);
     }
     super::containers::print_table(&table);
     Ok(0)
-}
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn reads_dates_and_words_sizes_as_docker() {
-        assert_eq!(
-            super::parse_rfc3339_nanos("1970-01-02T00:00:01Z"),
-            Some(86_401_000_000_000)
-        );
-        assert_eq!(super::human_size(1_240_000), "1.24MB");
-        assert_eq!(super::human_size(512), "512B");
-    }
 }

@@ -479,30 +479,6 @@ pub fn exec_verb(context: &Context, args: ExecArgs) -> Result<i32, CliError> {
     )?)
 }
 
-fn human_bytes(bytes: u64) -> String {
-    let units = ["B", "KiB", "MiB", "GiB", "TiB"];
-    let mut value = bytes as f64;
-    let mut unit = 0;
-    while value >= 1024.0 && unit + 1 < units.len() {
-        value /= 1024.0;
-        unit += 1;
-    }
-    // Four significant digits, as docker's `%.4g`: 1.539MiB, 64MiB, 23.54GiB.
-    let decimals = match value {
-        v if v >= 1000.0 => 0,
-        v if v >= 100.0 => 1,
-        v if v >= 10.0 => 2,
-        _ => 3,
-    };
-    let text = format!("{value:.decimals$}");
-    let text = if text.contains('.') {
-        text.trim_end_matches('0').trim_end_matches('.')
-    } else {
-        &text
-    };
-    format!("{text}{}", units[unit])
-}
-
 fn host_memory() -> u64 {
     std::fs::read_to_string("/proc/meminfo")
         .ok()
@@ -573,8 +549,8 @@ pub fn stats(context: &Context, args: StatsArgs) -> Result<i32, CliError> {
                 format!("{cpu:.2}%"),
                 format!(
                     "{} / {}",
-                    human_bytes(usage.memory_bytes),
-                    human_bytes(limit)
+                    super::units::binary(usage.memory_bytes),
+                    super::units::binary(limit)
                 ),
                 format!(
                     "{:.2}%",

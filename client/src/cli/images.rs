@@ -82,12 +82,45 @@ pub struct ImagesArgs {
     quiet: bool,
 }
 
-pub async fn pull(context: &Context, args: PullArgs) -> Result<(), CliError> {
-    let reference = reference(&args.reference)?;
-    let platform = match &args.platform {
+/// `--platform` as given, or this machine's.
+pub fn platform_or_host(text: Option<&str>) -> Result<Platform, CliError> {
+    Ok(match text {
         Some(text) => text.parse::<Platform>()?,
         None => Platform::host(),
-    };
+    })
+}
+
+/// The name a reference has in the store: with `latest` when it names
+/// neither tag nor digest, as a pull stores it.
+pub fn store_name(reference: &rctl::reference::ImageReference) -> String {
+    if reference.tag.is_none() && reference.digest.is_none() {
+        reference.with_tag("latest").to_string()
+    } else {
+        reference.to_string()
+    }
+}
+
+/// Pulls and unpacks an image with no progress shown (for `run` and `build`).
+pub fn pull_quietly(
+    context: &Context,
+    store: &rengine::store::ContentStore,
+    reference: &rctl::reference::ImageReference,
+    platform: Option<&str>,
+) -> Result<pull::Pulled, CliError> {
+    let platform = platform_or_host(platform)?;
+    super::block_on(pull_and_unpack(
+        context,
+        store,
+        reference,
+        platform,
+        3,
+        Box::new(|_| {}),
+    ))?
+}
+
+pub async fn pull(context: &Context, args: PullArgs) -> Result<(), CliError> {
+    let reference = reference(&args.reference)?;
+    let platform = platform_or_host(args.platform.as_deref())?;
     if reference.tag.is_none() && reference.digest.is_none() && !args.quiet {
         println!("Using default tag: latest");
     }
@@ -181,10 +214,7 @@ pub async fn copy(context: &Context, args: CopyArgs) -> Result<(), CliError> {
     let quiet = args.quiet;
     let options = CopyOptions {
         all: args.all,
-        platform: match &args.platform {
-            Some(text) => text.parse::<Platform>()?,
-            None => Platform::host(),
-        },
+        platform: platform_or_host(args.platform.as_deref())?,
         report: Box::new(move |line| {
             if !quiet {
                 println!("{line}");
@@ -297,21 +327,6 @@ fn row(store: &rengine::store::ContentStore, image: &ImageRef) -> Row {
     }
 }
 
-fn human(size: u64) -> String {
-    let units = ["B", "kB", "MB", "GB", "TB"];
-    let mut value = size as f64;
-    let mut unit = 0;
-    while value >= 1000.0 && unit < units.len() - 1 {
-        value /= 1000.0;
-        unit += 1;
-    }
-    if unit == 0 {
-        format!("{size}B")
-    } else {
-        format!("{value:.3}{}", units[unit]).replace(".000", "")
-    }
-}
-
 pub fn images(context: &Context, args: ImagesArgs) -> Result<(), CliError> {
     let store = context.store()?;
     let rows: Vec<Row> = store
@@ -336,7 +351,7 @@ pub fn images(context: &Context, args: ImagesArgs) -> Result<(), CliError> {
             row.tag,
             row.id,
             row.created,
-            human(row.size)
+            super::units::decimal(row.size)
         );
     }
     Ok(())

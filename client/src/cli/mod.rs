@@ -8,6 +8,7 @@ mod images;
 mod progress;
 mod remote;
 mod run;
+mod units;
 
 use clap::{Parser, Subcommand};
 use rctl::credentials::CredentialStore;

@@ -2,9 +2,9 @@
 //! and unpacked when missing), and a container started by its monitor,
 //! attached (this process becomes the monitor) or detached.
 
+use super::images::{pull_quietly, store_name};
 use super::{reference, CliError, Context};
 use clap::{ArgAction, Args};
-use rctl::platform::Platform;
 use rengine::runtime::config::{ContainerConfig, MountConfig, Network, ProcessConfig, Resources};
 use rengine::runtime::containers::Containers;
 use rengine::runtime::image::{self, RunnableImage};
@@ -135,11 +135,7 @@ pub fn parse_bytes(text: &str) -> Result<u64, CliError> {
 /// The image, from the store or pulled; unpacked.
 fn ensure_image(context: &Context, args: &CreateArgs) -> Result<(String, RunnableImage), CliError> {
     let reference = reference(&args.image)?;
-    let name = if reference.tag.is_none() && reference.digest.is_none() {
-        reference.with_tag("latest").to_string()
-    } else {
-        reference.to_string()
-    };
+    let name = store_name(&reference);
     let store = context.store()?;
     let stored = store.resolve(&name)?;
     let needs_pull = match args.pull.as_str() {
@@ -156,18 +152,7 @@ fn ensure_image(context: &Context, args: &CreateArgs) -> Result<(String, Runnabl
         if stored.is_none() {
             eprintln!("Unable to find image '{name}' locally");
         }
-        let platform = match &args.platform {
-            Some(text) => text.parse::<Platform>()?,
-            None => Platform::host(),
-        };
-        let pulled = super::block_on(super::images::pull_and_unpack(
-            context,
-            &store,
-            &reference,
-            platform,
-            3,
-            Box::new(|_| {}),
-        ))??;
+        let pulled = pull_quietly(context, &store, &reference, args.platform.as_deref())?;
         eprintln!("Digest: {}", pulled.digest);
         eprintln!("Status: Downloaded newer image for {}", pulled.name);
         pulled.manifest_digest

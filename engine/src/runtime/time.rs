@@ -54,6 +54,42 @@ pub fn ago(nanos: u128) -> String {
     format!("{} ago", human_duration(now_nanos().saturating_sub(nanos)))
 }
 
+/// Reads what [`rfc3339`] writes (and docker's configs hold): nanoseconds since the epoch.
+pub fn parse_rfc3339(text: &str) -> Option<u128> {
+    // YYYY-MM-DDTHH:MM:SS[.frac]Z: days from civil (Howard Hinnant's algorithm).
+    let (date, time) = text.split_once('T')?;
+    let mut d = date.split('-').map(|p| p.parse::<i64>().ok());
+    let (y, m, day) = (d.next()??, d.next()??, d.next()??);
+    let time = time.trim_end_matches('Z');
+    let time = time.split(['+']).next()?;
+    let mut t = time.split(':');
+    let (h, min) = (
+        t.next()?.parse::<i64>().ok()?,
+        t.next()?.parse::<i64>().ok()?,
+    );
+    let field = t.next()?;
+    let (secs, fraction) = field.split_once('.').unwrap_or((field, ""));
+    let secs: i64 = secs.parse().ok()?;
+    // Nanoseconds from up to nine fraction digits, in integers (f64 would round them).
+    let digits: String = fraction.chars().take(9).collect();
+    let nanos: i64 = if digits.is_empty() {
+        0
+    } else {
+        format!("{digits:0<9}").parse().ok()?
+    };
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let mp = (m + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + day - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = era * 146_097 + doe - 719_468;
+    let total = days * 86_400 + h * 3600 + min * 60 + secs;
+    u128::try_from(total)
+        .ok()
+        .map(|t| t * 1_000_000_000 + nanos as u128)
+}
+
 #[cfg(test)]
 mod tests {
     #[test]
@@ -62,6 +98,14 @@ mod tests {
         assert_eq!(
             super::rfc3339(1_795_435_445_000_000_007),
             "2026-11-23T12:04:05.000000007Z"
+        );
+        assert_eq!(
+            super::parse_rfc3339("1970-01-02T00:00:01Z"),
+            Some(86_401_000_000_000)
+        );
+        assert_eq!(
+            super::parse_rfc3339(&super::rfc3339(1_795_435_445_000_000_000)),
+            Some(1_795_435_445_000_000_000)
         );
     }
 }
