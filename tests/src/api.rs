@@ -27,8 +27,6 @@ pub async fn fetch_blob(client: &reqwest::Client, base: &str, repo: &str, digest
     r.bytes().await.expect("blob body")
 }
 
-/// Pushes an OCI image (a config naming `arch`, and `layers`) to `repo:tag`
-/// over the API; returns the manifest's digest and bytes.
 /// A layer tar holding one file, `data`, with `contents` (deterministic:
 /// the same contents give the same bytes).
 pub fn tar_layer(contents: &[u8]) -> Vec<u8> {
@@ -44,29 +42,45 @@ pub fn tar_layer(contents: &[u8]) -> Vec<u8> {
     builder.into_inner().expect("tar")
 }
 
-/// Pushes an image whose layers are tars made of `contents` by [`tar_layer`].
-pub async fn push_image(
+/// A layer as pushed: the blob, its media type, and its DiffID (the
+/// digest of the tar inside, which is the blob itself when uncompressed).
+pub struct Layer {
+    pub blob: Vec<u8>,
+    pub media_type: &'static str,
+    pub diff_id: String,
+}
+
+impl Layer {
+    /// An uncompressed tar layer.
+    pub fn tar(tar: Vec<u8>) -> Layer {
+        Layer {
+            diff_id: crate::sha256(&tar),
+            blob: tar,
+            media_type: "application/vnd.oci.image.layer.v1.tar",
+        }
+    }
+}
+
+/// Pushes `layers`, the image config `config` (its `rootfs` filled in
+/// from the layers) and an OCI manifest naming them as `repo:tag`;
+/// returns the manifest's digest and bytes.
+pub async fn push_oci_image(
     client: &reqwest::Client,
     base: &str,
     repo: &str,
     tag: &str,
-    arch: &str,
-    contents: &[Vec<u8>],
+    mut config: serde_json::Value,
+    layers: &[Layer],
 ) -> (String, Vec<u8>) {
-    let layers: Vec<Vec<u8>> = contents.iter().map(|c| tar_layer(c)).collect();
-    let config = serde_json::json!({
-        "architecture": arch, "os": "linux", "created": "2026-11-23T10:00:00Z",
-        "config": {"Cmd": ["/bin/sh"]},
-        "rootfs": {"type": "layers", "diff_ids": layers.iter().map(|l| crate::sha256(l)).collect::<Vec<_>>()},
-    })
-    .to_string()
-    .into_bytes();
+    let diff_ids: Vec<&str> = layers.iter().map(|l| l.diff_id.as_str()).collect();
+    config["rootfs"] = serde_json::json!({"type": "layers", "diff_ids": diff_ids});
+    let config = config.to_string().into_bytes();
     let config_digest = push_blob(client, base, repo, &config).await;
     let mut descriptors = Vec::new();
-    for layer in &layers {
-        let digest = push_blob(client, base, repo, layer).await;
+    for layer in layers {
+        let digest = push_blob(client, base, repo, &layer.blob).await;
         descriptors.push(serde_json::json!({
-            "mediaType": "application/vnd.oci.image.layer.v1.tar", "digest": digest, "size": layer.len()
+            "mediaType": layer.media_type, "digest": digest, "size": layer.blob.len()
         }));
     }
     let manifest = serde_json::json!({
@@ -86,6 +100,24 @@ pub async fn push_image(
     )
     .await;
     (crate::sha256(&bytes), bytes)
+}
+
+/// Pushes an image for `arch` whose layers are tars made of `contents`
+/// by [`tar_layer`]; returns the manifest's digest and bytes.
+pub async fn push_image(
+    client: &reqwest::Client,
+    base: &str,
+    repo: &str,
+    tag: &str,
+    arch: &str,
+    contents: &[Vec<u8>],
+) -> (String, Vec<u8>) {
+    let layers: Vec<Layer> = contents.iter().map(|c| Layer::tar(tar_layer(c))).collect();
+    let config = serde_json::json!({
+        "architecture": arch, "os": "linux", "created": "2026-11-23T10:00:00Z",
+        "config": {"Cmd": ["/bin/sh"]},
+    });
+    push_oci_image(client, base, repo, tag, config, &layers).await
 }
 
 /// Puts a manifest and asserts 201.

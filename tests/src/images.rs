@@ -3,7 +3,7 @@
 //! an `/etc/passwd` and `/etc/group` with a non-root user), pushed to a
 //! registry through the distribution API.
 
-use crate::api::{push_blob, put_manifest};
+use crate::api::{push_oci_image, Layer};
 use std::process::Command;
 
 fn dir(builder: &mut tar::Builder<Vec<u8>>, path: &str, mode: u32) {
@@ -81,14 +81,6 @@ pub fn busybox_layer() -> Vec<u8> {
     builder.into_inner().expect("tar")
 }
 
-/// A layer above busybox: the blob as pushed, its media type, and the
-/// uncompressed tar (whose digest is the DiffID).
-pub struct ExtraLayer {
-    pub blob: Vec<u8>,
-    pub media_type: &'static str,
-    pub tar: Vec<u8>,
-}
-
 /// Pushes busybox as `repo:tag` with `config` as the image's `config`
 /// section (Cmd, Env, ...); returns the manifest digest.
 pub async fn push_busybox(
@@ -98,7 +90,7 @@ pub async fn push_busybox(
     tag: &str,
     config: serde_json::Value,
 ) -> String {
-    push_busybox_with(client, base, repo, tag, config, &[]).await
+    push_busybox_with(client, base, repo, tag, config, Vec::new()).await
 }
 
 /// [`push_busybox`] with more layers on top.
@@ -108,45 +100,18 @@ pub async fn push_busybox_with(
     repo: &str,
     tag: &str,
     config: serde_json::Value,
-    extra: &[ExtraLayer],
+    extra: Vec<Layer>,
 ) -> String {
-    let layer = busybox_layer();
-    let layer_digest = push_blob(client, base, repo, &layer).await;
-    let mut diff_ids = vec![layer_digest.clone()];
-    let mut descriptors = vec![
-        serde_json::json!({"mediaType": "application/vnd.oci.image.layer.v1.tar", "digest": layer_digest, "size": layer.len()}),
-    ];
-    for more in extra {
-        let digest = push_blob(client, base, repo, &more.blob).await;
-        diff_ids.push(crate::sha256(&more.tar));
-        descriptors.push(serde_json::json!({"mediaType": more.media_type, "digest": digest, "size": more.blob.len()}));
-    }
+    let mut layers = vec![Layer::tar(busybox_layer())];
+    layers.extend(extra);
     let image_config = serde_json::json!({
         "architecture": "amd64", "os": "linux", "created": "2026-11-23T10:00:00Z",
         "config": config,
-        "rootfs": {"type": "layers", "diff_ids": diff_ids},
         "history": [{"created_by": "busybox-static"}],
-    })
-    .to_string()
-    .into_bytes();
-    let config_digest = push_blob(client, base, repo, &image_config).await;
-    let manifest = serde_json::json!({
-        "schemaVersion": 2,
-        "mediaType": "application/vnd.oci.image.manifest.v1+json",
-        "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": config_digest, "size": image_config.len()},
-        "layers": descriptors,
     });
-    let bytes = serde_json::to_vec(&manifest).expect("manifest");
-    put_manifest(
-        client,
-        base,
-        repo,
-        tag,
-        "application/vnd.oci.image.manifest.v1+json",
-        &bytes,
-    )
-    .await;
-    crate::sha256(&bytes)
+    push_oci_image(client, base, repo, tag, image_config, &layers)
+        .await
+        .0
 }
 
 /// A layer tar holding the files `files` (path, contents) in `dir/`.
@@ -157,4 +122,61 @@ pub fn files_layer(dir: &str, files: &[(&str, &[u8])]) -> Vec<u8> {
         file(&mut builder, &format!("{dir}/{name}"), 0o644, contents);
     }
     builder.into_inner().expect("tar")
+}
+
+/// `bytes` gzip-compressed (a layer blob, an archive for ADD).
+pub fn gzip(bytes: &[u8]) -> Vec<u8> {
+    use std::io::Write;
+    let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    encoder.write_all(bytes).expect("gzip");
+    encoder.finish().expect("gzip")
+}
+
+/// A real rregistry holding busybox as `busybox:latest` (with `config` as
+/// its config section), and an rctl with an empty store: where the
+/// container and build tests start.
+pub struct BusyboxRegistry {
+    pub registry: crate::RegistryProcess,
+    pub rctl: crate::rctl::Rctl,
+}
+
+impl BusyboxRegistry {
+    pub async fn start(config: serde_json::Value) -> BusyboxRegistry {
+        let registry = crate::RegistryProcess::start(crate::RegistryOptions::default());
+        push_busybox(
+            &crate::http_client(),
+            &registry.url(),
+            "busybox",
+            "latest",
+            config,
+        )
+        .await;
+        BusyboxRegistry {
+            registry,
+            rctl: crate::rctl::Rctl::new(),
+        }
+    }
+
+    /// `HOST/busybox`.
+    pub fn image(&self) -> String {
+        self.name("busybox")
+    }
+
+    /// `HOST/NAME` in this registry.
+    pub fn name(&self, name: &str) -> String {
+        format!("{}/{name}", self.registry.host())
+    }
+
+    /// Pushes busybox again as `repo:1` with another config; returns its name.
+    pub async fn push(&self, repo: &str, config: serde_json::Value) -> String {
+        push_busybox(
+            &crate::http_client(),
+            &self.registry.url(),
+            repo,
+            "1",
+            config,
+        )
+        .await;
+        self.name(&format!("{repo}:1"))
+    }
 }

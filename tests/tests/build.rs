@@ -2,16 +2,21 @@
 //! to a real rregistry), the cache, multi-stage builds, the loop through
 //! the registry into a fresh store, and bad Dockerfiles.
 
-use e2e::images::push_busybox;
+use e2e::images::{files_layer, gzip, BusyboxRegistry};
 use e2e::rctl::Rctl;
-use e2e::{http_client, require_root, RegistryOptions, RegistryProcess};
+use e2e::{http_client, require_root};
 use serde_json::{json, Value};
 use std::path::Path;
 use std::process::Output;
 
-struct Fixture {
-    registry: RegistryProcess,
-    rctl: Rctl,
+/// The busybox registry, and what these tests ask of builds.
+struct Fixture(BusyboxRegistry);
+
+impl std::ops::Deref for Fixture {
+    type Target = BusyboxRegistry;
+    fn deref(&self) -> &BusyboxRegistry {
+        &self.0
+    }
 }
 
 impl Fixture {
@@ -19,27 +24,8 @@ impl Fixture {
         if !require_root(test) {
             return None;
         }
-        let registry = RegistryProcess::start(RegistryOptions::default());
-        push_busybox(
-            &http_client(),
-            &registry.url(),
-            "busybox",
-            "latest",
-            json!({"Env": ["PATH=/bin"], "Cmd": ["sh"]}),
-        )
-        .await;
-        Some(Fixture {
-            registry,
-            rctl: Rctl::new(),
-        })
-    }
-
-    fn base(&self) -> String {
-        format!("{}/busybox", self.registry.host())
-    }
-
-    fn name(&self, repo: &str) -> String {
-        format!("{}/{repo}", self.registry.host())
+        let config = json!({"Env": ["PATH=/bin"], "Cmd": ["sh"]});
+        Some(Fixture(BusyboxRegistry::start(config).await))
     }
 
     /// A context directory with these files (`@BASE@` replaced by the busybox image).
@@ -48,7 +34,7 @@ impl Fixture {
         for (name, text) in files {
             let path = dir.path().join(name);
             std::fs::create_dir_all(path.parent().unwrap()).unwrap();
-            std::fs::write(path, text.replace("@BASE@", &self.base())).unwrap();
+            std::fs::write(path, text.replace("@BASE@", &self.image())).unwrap();
         }
         dir
     }
@@ -227,18 +213,7 @@ ONBUILD RUN echo triggered > /tmp/onbuild
 ENTRYPOINT ["/bin/sh", "-c"]
 CMD ["cat /tmp/args"]
 "#;
-    let mut tarball = tar::Builder::new(flate2::write::GzEncoder::new(
-        Vec::new(),
-        flate2::Compression::fast(),
-    ));
-    let mut header = tar::Header::new_gnu();
-    header.set_size(6);
-    header.set_mode(0o644);
-    header.set_cksum();
-    tarball
-        .append_data(&mut header, "bundled/file", &b"inner\n"[..])
-        .unwrap();
-    let tarball = tarball.into_inner().unwrap().finish().unwrap();
+    let tarball = gzip(&files_layer("bundled", &[("file", b"inner\n")]));
     let context = f.context(&[
         ("Dockerfile", dockerfile),
         ("files/a.conf", "a\n"),
@@ -319,7 +294,7 @@ CMD ["cat /tmp/args"]
         .stdin
         .take()
         .unwrap()
-        .write_all(format!("FROM {}\nCMD [\"echo\", \"from-stdin\"]\n", f.base()).as_bytes())
+        .write_all(format!("FROM {}\nCMD [\"echo\", \"from-stdin\"]\n", f.image()).as_bytes())
         .unwrap();
     assert!(child_proc.wait().unwrap().success());
     assert_eq!(

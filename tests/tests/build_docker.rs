@@ -5,9 +5,8 @@
 //! owner; not mtimes) of the resulting filesystems.
 
 use e2e::docker::Dockerd;
-use e2e::images::push_busybox;
-use e2e::rctl::Rctl;
-use e2e::{http_client, require_root, require_tool, RegistryOptions, RegistryProcess};
+use e2e::images::{files_layer, gzip, BusyboxRegistry};
+use e2e::{require_root, require_tool};
 use serde_json::{json, Value};
 use std::collections::BTreeSet;
 use std::path::Path;
@@ -84,16 +83,8 @@ async fn rctl_and_docker_build_the_same_image() {
     if !(require_root(test) && require_tool("dockerd", test)) {
         return;
     }
-    let registry = RegistryProcess::start(RegistryOptions::default());
-    push_busybox(
-        &http_client(),
-        &registry.url(),
-        "busybox",
-        "latest",
-        json!({"Env": ["PATH=/bin"], "Cmd": ["sh"]}),
-    )
-    .await;
-    let base = format!("{}/busybox:latest", registry.host());
+    let busybox = BusyboxRegistry::start(json!({"Env": ["PATH=/bin"], "Cmd": ["sh"]})).await;
+    let base = busybox.name("busybox:latest");
     let context = tempfile::tempdir().unwrap();
     let c = context.path();
     std::fs::create_dir_all(c.join("files")).unwrap();
@@ -105,26 +96,12 @@ async fn rctl_and_docker_build_the_same_image() {
     ] {
         std::fs::write(c.join(name), text).unwrap();
     }
-    let mut bundle = tar::Builder::new(flate2::write::GzEncoder::new(
-        Vec::new(),
-        flate2::Compression::fast(),
-    ));
-    let mut header = tar::Header::new_gnu();
-    header.set_size(6);
-    header.set_mode(0o644);
-    header.set_cksum();
-    bundle
-        .append_data(&mut header, "bundled/file", &b"inner\n"[..])
-        .unwrap();
-    std::fs::write(
-        c.join("files/bundle.tar.gz"),
-        bundle.into_inner().unwrap().finish().unwrap(),
-    )
-    .unwrap();
+    let bundle = gzip(&files_layer("bundled", &[("file", b"inner\n")]));
+    std::fs::write(c.join("files/bundle.tar.gz"), bundle).unwrap();
 
-    let image = format!("{}/same:1", registry.host());
+    let image = busybox.name("same:1");
     let build_arg = format!("BASE_IMAGE={base}");
-    let rctl = Rctl::new();
+    let rctl = &busybox.rctl;
     rctl.ok(&[
         "build",
         "-q",

@@ -2,19 +2,23 @@
 //! Debian's busybox-static, pushed to a real rregistry, pulled by `rctl
 //! run`, and run in namespaces and cgroups by the real `rctl` binary.
 
-use e2e::images::push_busybox;
+use e2e::images::BusyboxRegistry;
 use e2e::process::wait_until;
 use e2e::rctl::Rctl;
-use e2e::{http_client, require_root, RegistryOptions, RegistryProcess};
+use e2e::{http_client, require_root};
 use serde_json::{json, Value};
 use std::io::{Read, Write};
 use std::process::{Command, Output, Stdio};
 use std::time::Duration;
 
-/// A registry holding busybox images and an rctl with an empty store.
-struct Fixture {
-    registry: RegistryProcess,
-    rctl: Rctl,
+/// The busybox registry, and what these tests ask of containers.
+struct Fixture(BusyboxRegistry);
+
+impl std::ops::Deref for Fixture {
+    type Target = BusyboxRegistry;
+    fn deref(&self) -> &BusyboxRegistry {
+        &self.0
+    }
 }
 
 impl Fixture {
@@ -23,28 +27,8 @@ impl Fixture {
         if !require_root(test) {
             return None;
         }
-        let registry = RegistryProcess::start(RegistryOptions::default());
-        push_busybox(
-            &http_client(),
-            &registry.url(),
-            "busybox",
-            "latest",
-            json!({"Env": ["PATH=/bin", "FROM_IMAGE=yes"], "Cmd": ["sh"]}),
-        )
-        .await;
-        Some(Fixture {
-            registry,
-            rctl: Rctl::new(),
-        })
-    }
-
-    fn image(&self) -> String {
-        format!("{}/busybox", self.registry.host())
-    }
-
-    async fn push(&self, repo: &str, config: Value) -> String {
-        push_busybox(&http_client(), &self.registry.url(), repo, "1", config).await;
-        format!("{}/{repo}:1", self.registry.host())
+        let config = json!({"Env": ["PATH=/bin", "FROM_IMAGE=yes"], "Cmd": ["sh"]});
+        Some(Fixture(BusyboxRegistry::start(config).await))
     }
 
     /// `rctl run --rm IMAGE ARGS...`.
@@ -761,7 +745,8 @@ fn unpacked_layers(rctl: &Rctl) -> usize {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn many_layers_mount_and_shared_layers_are_kept_until_unused() {
-    use e2e::images::{files_layer, push_busybox_with, ExtraLayer};
+    use e2e::api::Layer;
+    use e2e::images::{files_layer, gzip, push_busybox_with};
     let Some(f) = Fixture::new("many_layers_mount_and_shared_layers_are_kept_until_unused").await
     else {
         return;
@@ -771,17 +756,11 @@ async fn many_layers_mount_and_shared_layers_are_kept_until_unused() {
     for i in 0..120 {
         let name = format!("{i:03}");
         let tar = files_layer("layers", &[(&name, name.as_bytes())]);
-        let blob = if i == 0 {
-            let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
-            gz.write_all(&tar).unwrap();
-            gz.finish().unwrap()
-        } else {
-            tar.clone()
-        };
-        extra.push(ExtraLayer {
+        let blob = if i == 0 { gzip(&tar) } else { tar.clone() };
+        extra.push(Layer {
             blob,
             media_type: "application/vnd.oci.image.layer.v1.tar",
-            tar,
+            diff_id: e2e::sha256(&tar),
         });
     }
     push_busybox_with(
@@ -790,7 +769,7 @@ async fn many_layers_mount_and_shared_layers_are_kept_until_unused() {
         "tall",
         "1",
         json!({"Cmd": ["sh"]}),
-        &extra,
+        extra,
     )
     .await;
     let tall = format!("{}/tall:1", f.registry.host());
