@@ -5,17 +5,12 @@
 # Upload = POST (start) then one PUT ?digest= with the whole body, the path
 # both registries take (Distribution 2.8 answers POST ?digest= with 202).
 # Usage: bench/blob-1g.sh [RUNS]   (needs a release build and docker-registry)
-set -euo pipefail
-cd "$(dirname "$0")/.."
+source "$(dirname "$0")/lib.sh"
 RUNS=${1:-3}
-BIN=${CARGO_TARGET_DIR:-target}/release/rregistry
+BIN=$TARGET/rregistry
 [ -x "$BIN" ] || cargo build --release -p rregistry
 command -v docker-registry >/dev/null || { echo "docker-registry is not installed" >&2; exit 1; }
-
-WORK=$(mktemp -d /tmp/blob1g.XXXXXX)
-PIDS=()
-cleanup() { for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$WORK"; }
-trap cleanup EXIT
+bench_workdir blob1g
 
 head -c $((1024 * 1024 * 1024)) /dev/urandom > "$WORK/blob"
 DIGEST=sha256:$(sha256sum "$WORK/blob" | cut -d' ' -f1)
@@ -58,7 +53,6 @@ pull() { # port repo -> seconds
     | awk '$1!=200{print "download failed: " $0 > "/dev/stderr"; exit 1} {print $2}'
 }
 
-median() { sort -n | awk '{a[NR]=$1} END{print a[int((NR+1)/2)]}'; }
 
 start rregistry 5071
 start distribution 5072

@@ -4,27 +4,13 @@
 # DOCKER_BUILDKIT=0), cold (--no-cache) and fully cached, alternating,
 # median of RUNS runs (default 3). Both have the base image before timing.
 # Usage: bench/build.sh [RUNS]   (as root; needs dockerd, busybox-static, a release build)
-set -euo pipefail
-cd "$(dirname "$0")/.."
+source "$(dirname "$0")/lib.sh"
 RUNS=${1:-3}
-TARGET=${CARGO_TARGET_DIR:-target}/release
 [ -x "$TARGET/rctl" ] && [ -x "$TARGET/rregistry" ] || cargo build --release -p rctl -p rregistry
-WORK=$(mktemp -d /tmp/buildbench.XXXXXX)
-PIDS=()
-cleanup() {
-  [ -f "$WORK/docker.pid" ] && kill "$(cat "$WORK/docker.pid")" 2>/dev/null && sleep 3
-  for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
-  rm -rf "$WORK" 2>/dev/null || true
-}
-trap cleanup EXIT
+bench_workdir buildbench
 PORT=5093
-printf 'version: 0.1\nlog:\n  level: error\n  accesslog:\n    disabled: true\nstorage:\n  filesystem:\n    rootdirectory: %s\nhttp:\n  addr: 127.0.0.1:%s\n' "$WORK/registry" "$PORT" > "$WORK/config.yml"
-"$TARGET/rregistry" serve "$WORK/config.yml" >"$WORK/registry.log" 2>&1 &
-PIDS+=($!)
-dockerd --host "unix://$WORK/docker.sock" --data-root "$WORK/docker-data" --exec-root "$WORK/docker-exec" \
-  --pidfile "$WORK/docker.pid" --bridge=none --iptables=false --ip-forward=false --ip-masq=false >"$WORK/dockerd.log" 2>&1 &
-DOCKER="docker -H unix://$WORK/docker.sock"
-for _ in $(seq 120); do $DOCKER version >/dev/null 2>&1 && break; sleep 0.5; done
+start_rregistry "$PORT"
+start_dockerd
 
 # The base: busybox FROM scratch, in the registry, pulled by both.
 mkdir -p "$WORK/base"
@@ -51,7 +37,6 @@ CMD ["cat", "/app/sum"]
 DOCKERFILE
 
 t() { local s e; s=$(date +%s%N); "$@" >/dev/null 2>&1; e=$(date +%s%N); echo $(( (e - s) / 1000000 )); }
-median() { sort -n | awk '{a[NR]=$1} END{print a[int((NR+1)/2)]}'; }
 rctl_build() { $RCTL build "$@" -t bench/app:1 "$WORK/ctx"; }
 docker_build() { DOCKER_BUILDKIT=0 $DOCKER build --network none "$@" -t bench/app:1 "$WORK/ctx"; }
 rctl_build >/dev/null; docker_build >/dev/null   # both must work before timing

@@ -6,39 +6,13 @@
 # engine's unpack of the image into overlay2 layers one at a time (as
 # docker extracts) and five at once.
 # Usage: bench/pull-300m.sh [RUNS]   (as root; needs dockerd, skopeo, a release build)
-set -euo pipefail
-cd "$(dirname "$0")/.."
+source "$(dirname "$0")/lib.sh"
 RUNS=${1:-3}
-TARGET=${CARGO_TARGET_DIR:-target}/release
 [ -x "$TARGET/rregistry" ] && [ -x "$TARGET/rctl" ] && [ -x "$TARGET/unpack-bench" ] || cargo build --release -p rregistry -p rctl -p rbench
-WORK=$(mktemp -d /tmp/pull300.XXXXXX)
-PIDS=()
-cleanup() {
-  [ -f "$WORK/docker.pid" ] && kill "$(cat "$WORK/docker.pid")" 2>/dev/null && sleep 3
-  for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
-  rm -rf "$WORK" 2>/dev/null || true
-}
-trap cleanup EXIT
-
+bench_workdir pull300
 PORT=5091
-cat > "$WORK/config.yml" <<YAML
-version: 0.1
-log:
-  level: error
-  accesslog:
-    disabled: true
-storage:
-  filesystem:
-    rootdirectory: $WORK/registry
-http:
-  addr: 127.0.0.1:$PORT
-YAML
-"$TARGET/rregistry" serve "$WORK/config.yml" >"$WORK/registry.log" 2>&1 &
-PIDS+=($!)
-dockerd --host "unix://$WORK/docker.sock" --data-root "$WORK/docker-data" --exec-root "$WORK/docker-exec" \
-  --pidfile "$WORK/docker.pid" --bridge=none --iptables=false --ip-forward=false --ip-masq=false >"$WORK/dockerd.log" 2>&1 &
-DOCKER="docker -H unix://$WORK/docker.sock"
-for _ in $(seq 120); do $DOCKER version >/dev/null 2>&1 && break; sleep 0.5; done
+start_rregistry "$PORT"
+start_dockerd
 
 # The image: 3 random layers of 100 MB and 2 compressible ones of 60 MB.
 mkdir -p "$WORK/ctx"
@@ -52,7 +26,6 @@ SIZE=$(du -sb "$WORK/registry/blobs" | cut -f1)
 $DOCKER rmi "$IMAGE" >/dev/null
 
 t() { local s e; s=$(date +%s.%N); "$@" >/dev/null 2>&1; e=$(date +%s.%N); echo "$e - $s" | bc -l; }
-median() { sort -n | awk '{a[NR]=$1} END{print a[int((NR+1)/2)]}'; }
 rctl_pull() { rm -rf "$WORK/rctl"; "$TARGET/rctl" --root "$WORK/rctl" pull -q --max-concurrent-downloads "$1" "$IMAGE"; }
 docker_pull() { $DOCKER rmi "$IMAGE" >/dev/null 2>&1 || true; $DOCKER pull -q "$IMAGE"; }
 skopeo_copy() { rm -rf "$WORK/oci"; skopeo copy -q --src-tls-verify=false "docker://$IMAGE" "oci:$WORK/oci:bench"; }

@@ -7,22 +7,11 @@
 # (no bridge here), which matches rctl's default: a private network
 # namespace with loopback only.
 # Usage: bench/run-true.sh [RUNS]   (as root; needs dockerd, runc, busybox-static, a release build)
-set -euo pipefail
-cd "$(dirname "$0")/.."
+source "$(dirname "$0")/lib.sh"
 RUNS=${1:-20}
-TARGET=${CARGO_TARGET_DIR:-target}/release
 [ -x "$TARGET/rctl" ] || cargo build --release -p rctl
-WORK=$(mktemp -d /tmp/runtrue.XXXXXX)
-cleanup() {
-  [ -f "$WORK/docker.pid" ] && kill "$(cat "$WORK/docker.pid")" 2>/dev/null && sleep 3
-  rm -rf "$WORK" 2>/dev/null || true
-}
-trap cleanup EXIT
-
-dockerd --host "unix://$WORK/docker.sock" --data-root "$WORK/docker-data" --exec-root "$WORK/docker-exec" \
-  --pidfile "$WORK/docker.pid" --bridge=none --iptables=false --ip-forward=false --ip-masq=false >"$WORK/dockerd.log" 2>&1 &
-DOCKER="docker -H unix://$WORK/docker.sock"
-for _ in $(seq 120); do $DOCKER version >/dev/null 2>&1 && break; sleep 0.5; done
+bench_workdir runtrue
+start_dockerd
 
 mkdir -p "$WORK/ctx"
 cp "$(command -v busybox)" "$WORK/ctx/busybox"
@@ -47,7 +36,7 @@ json.dump(spec, open(path, "w"))
 PY
 
 t() { local s e; s=$(date +%s%N); "$@" >/dev/null 2>&1; e=$(date +%s%N); echo $(( (e - s) / 1000 )); }
-median() { sort -n | awk '{a[NR]=$1} END{printf "%.1f", a[int((NR+1)/2)] / 1000}'; }
+ms() { awk '{printf "%.1f", $1 / 1000}'; } # µs to ms
 rctl_run() { "$TARGET/rctl" --root "$WORK/rctl" run --rm "$IMAGE" true; }
 docker_run() { $DOCKER run --rm --network none "$IMAGE" true; }
 runc_run() { runc --root "$WORK/runc-state" run --bundle "$WORK/bundle" "bench$1"; }
@@ -59,7 +48,7 @@ for i in $(seq "$RUNS"); do
   t docker_run >> "$WORK/t-docker"
   t runc_run "$i" >> "$WORK/t-runc"
 done
-r=$(median < "$WORK/t-rctl"); d=$(median < "$WORK/t-docker"); c=$(median < "$WORK/t-runc")
+r=$(median < "$WORK/t-rctl" | ms); d=$(median < "$WORK/t-docker" | ms); c=$(median < "$WORK/t-runc" | ms)
 printf 'run --rm IMAGE true, median of %s runs\n' "$RUNS"
 printf '%-28s %8s ms\n' "rctl run --rm" "$r"
 printf '%-28s %8s ms   rctl is %.1fx faster\n' "docker run --rm" "$d" "$(echo "$d / $r" | bc -l)"
