@@ -199,7 +199,7 @@ pub async fn pull_and_unpack(
             report(event)
         }),
     };
-    let pulled = pull::pull(&context.transport, store, reference, &options).await;
+    let pulled = pull::pull(context.transport()?, store, reference, &options).await;
     drop(options);
     let unpacker = Arc::into_inner(unpacker).ok_or("the unpacker is still shared")?;
     let pulled = pulled?;
@@ -221,7 +221,7 @@ pub async fn copy(context: &Context, args: CopyArgs) -> Result<(), CliError> {
             }
         }),
     };
-    let digest = rctl::copy::copy(&context.transport, &source, &target, &options).await?;
+    let digest = rctl::copy::copy(context.transport()?, &source, &target, &options).await?;
     println!("{digest}");
     Ok(())
 }
@@ -244,7 +244,7 @@ pub async fn push(context: &Context, args: PushArgs) -> Result<(), CliError> {
         report: &report,
     };
     let pushed = rctl::push::push(
-        &context.transport,
+        context.transport()?,
         &store,
         &reference.to_string(),
         &reference,

@@ -153,13 +153,24 @@ pub fn block_on<F: std::future::Future>(future: F) -> Result<F::Output, CliError
 
 /// What every verb may need.
 pub struct Context {
-    pub transport: Transport,
+    /// Made on first use: container verbs never talk to a registry, and
+    /// loading the system's TLS roots is most of a short verb's time.
+    transport: std::sync::OnceLock<Transport>,
+    transport_options: TransportOptions,
     root: PathBuf,
 }
 
 impl Context {
     pub fn store(&self) -> Result<ContentStore, CliError> {
         Ok(ContentStore::open(&self.root)?)
+    }
+
+    pub fn transport(&self) -> Result<&Transport, CliError> {
+        if let Some(transport) = self.transport.get() {
+            return Ok(transport);
+        }
+        let made = Transport::new(self.transport_options.clone(), CredentialStore::from_env())?;
+        Ok(self.transport.get_or_init(|| made))
     }
 }
 
@@ -199,7 +210,8 @@ pub fn run(cli: Cli) -> Result<i32, CliError> {
         ..TransportOptions::default()
     };
     let context = Context {
-        transport: Transport::new(options, CredentialStore::from_env())?,
+        transport: std::sync::OnceLock::new(),
+        transport_options: options,
         root: cli.root.clone().unwrap_or_else(default_root),
     };
     match cli.command {

@@ -43,7 +43,7 @@ pub async fn login(context: &Context, args: LoginArgs) -> Result<(), CliError> {
         (None, false) => return Err("a password is required (--password-stdin or -p)".into()),
     };
     let checked = context
-        .transport
+        .transport()?
         .login(&args.host, Credential::Basic { username, password })
         .await?;
     let store = CredentialStore::from_env();
@@ -63,7 +63,7 @@ pub fn logout(host: &str) -> Result<(), CliError> {
 
 pub async fn tags(context: &Context, args: ListArgs) -> Result<(), CliError> {
     let reference = reference(&args.target)?;
-    let registry = Registry::new(&context.transport, &reference.registry);
+    let registry = Registry::new(context.transport()?, &reference.registry);
     for tag in registry
         .tags(reference.repository.as_str(), args.page_size)
         .await?
@@ -74,7 +74,7 @@ pub async fn tags(context: &Context, args: ListArgs) -> Result<(), CliError> {
 }
 
 pub async fn catalog(context: &Context, args: ListArgs) -> Result<(), CliError> {
-    let registry = Registry::new(&context.transport, args.target.trim_end_matches('/'));
+    let registry = Registry::new(context.transport()?, args.target.trim_end_matches('/'));
     for repository in registry.catalog(args.page_size).await? {
         println!("{repository}");
     }
@@ -83,7 +83,7 @@ pub async fn catalog(context: &Context, args: ListArgs) -> Result<(), CliError> 
 
 pub async fn manifest(context: &Context, text: &str) -> Result<(), CliError> {
     let reference = reference(text)?;
-    let registry = Registry::new(&context.transport, &reference.registry);
+    let registry = Registry::new(context.transport()?, &reference.registry);
     let manifest = registry
         .manifest(reference.repository.as_str(), &reference.reference())
         .await?;
@@ -93,7 +93,7 @@ pub async fn manifest(context: &Context, text: &str) -> Result<(), CliError> {
 
 pub async fn digest(context: &Context, text: &str) -> Result<(), CliError> {
     let reference = reference(text)?;
-    let registry = Registry::new(&context.transport, &reference.registry);
+    let registry = Registry::new(context.transport()?, &reference.registry);
     let manifest = registry
         .manifest(reference.repository.as_str(), &reference.reference())
         .await?;
@@ -103,7 +103,7 @@ pub async fn digest(context: &Context, text: &str) -> Result<(), CliError> {
 
 pub async fn delete(context: &Context, text: &str) -> Result<(), CliError> {
     let reference = reference(text)?;
-    let registry = Registry::new(&context.transport, &reference.registry);
+    let registry = Registry::new(context.transport()?, &reference.registry);
     match registry
         .delete_manifest(reference.repository.as_str(), &reference.reference())
         .await
@@ -141,7 +141,7 @@ pub async fn inspect(context: &Context, text: &str) -> Result<(), CliError> {
             ("local", image.digest, image.media_type, bytes, config)
         }
         None => {
-            let registry = Registry::new(&context.transport, &reference.registry);
+            let registry = Registry::new(context.transport()?, &reference.registry);
             let repo = reference.repository.as_str();
             let fetched = registry.manifest(repo, &reference.reference()).await?;
             let manifest = fetched.json()?;
