@@ -3,13 +3,21 @@
 //! Writes go to a temp file under `<root>/_tmp`, are fsynced, then renamed
 //! into place (and the directory fsynced), so a `kill -9` or a crash leaves
 //! either the old object or the new one, never a torn file. Conditional
-//! writes use `link(2)`, which fails when the target exists. Streams are
+//! writes use `link(2)`, which fails when the target exists. An upload's
+//! chunks are appended without `fsync`; `rename` syncs the file before it
+//! publishes it. Streams are
 //! copied by a blocking thread fed through a bounded channel, so network
 //! reads, hashing and disk writes overlap.
+//!
+//! `stat` and `read_all` (links, tags, manifests: small objects, nearly
+//! always in the page cache) run on the calling thread. A hand-off to the
+//! blocking pool costs two thread wake-ups, far more than the read itself:
+//! it was most of the time of a manifest `GET`. An object larger than
+//! [`INLINE_READ_LIMIT`] is still read on the blocking pool.
 
 use super::{check_key, Backend, ByteStream, Meta, Result, StorageError};
 use async_trait::async_trait;
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use futures_util::StreamExt;
 use std::io::{Read, Seek, SeekFrom, Write};
 use std::ops::Range;
@@ -17,8 +25,12 @@ use std::path::{Path, PathBuf};
 use tokio::sync::mpsc;
 
 const TMP_DIR: &str = "_tmp";
-const READ_CHUNK: usize = 256 * 1024;
+const READ_CHUNK: u64 = 1024 * 1024;
 const CHANNEL_DEPTH: usize = 16;
+/// Objects up to this size are read on the calling thread.
+const INLINE_READ_LIMIT: u64 = 1024 * 1024;
+/// A stream being written is pushed toward the disk every this many bytes.
+const WRITEBACK_STEP: u64 = 8 * 1024 * 1024;
 
 /// Objects stored as files under `root`.
 #[derive(Debug, Clone)]
@@ -84,6 +96,23 @@ async fn blocking<T: Send + 'static>(
     }
 }
 
+/// Asks the kernel to start writing `len` bytes at `offset` of `file` to
+/// disk, without waiting (`sync_file_range(SYNC_FILE_RANGE_WRITE)`): a big
+/// blob then reaches the disk while it arrives, and the `fsync` that ends
+/// the write has only the tail left to wait for. Advisory: an error (say,
+/// a filesystem without it) changes nothing, the `fsync` still runs.
+fn start_writeback(file: &std::fs::File, offset: u64, len: u64) {
+    use std::os::fd::AsRawFd;
+    let (Ok(offset), Ok(len)) = (i64::try_from(offset), i64::try_from(len)) else {
+        return;
+    };
+    // SAFETY: the descriptor is open for the whole call (`file` is
+    // borrowed); the call reads no memory of ours.
+    unsafe {
+        libc::sync_file_range(file.as_raw_fd(), offset, len, libc::SYNC_FILE_RANGE_WRITE);
+    }
+}
+
 fn fsync_dir(dir: &Path) -> std::io::Result<()> {
     std::fs::File::open(dir)?.sync_all()
 }
@@ -96,18 +125,38 @@ fn publish(temp: &Path, target: &Path) -> std::io::Result<()> {
     fsync_dir(parent)
 }
 
+/// Whether [`copy_into`] ends with an `fsync`.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Durable {
+    Now,
+    /// Later, by whoever publishes the file ([`Backend::rename`]).
+    Later,
+}
+
 /// Copies `body` into `file` (already positioned) on a blocking thread,
-/// syncs it, and returns the number of bytes copied.
-async fn copy_into(key: &str, file: std::fs::File, mut body: ByteStream) -> Result<u64> {
+/// syncs it when asked, and returns the number of bytes copied.
+async fn copy_into(
+    key: &str,
+    file: std::fs::File,
+    mut body: ByteStream,
+    sync: Durable,
+) -> Result<u64> {
     let (tx, mut rx) = mpsc::channel::<Bytes>(CHANNEL_DEPTH);
     let writer = tokio::task::spawn_blocking(move || -> std::io::Result<u64> {
         let mut file = file;
         let mut written = 0u64;
+        let mut flushed = 0u64;
         while let Some(chunk) = rx.blocking_recv() {
             file.write_all(&chunk)?;
             written += chunk.len() as u64;
+            if written - flushed >= WRITEBACK_STEP {
+                start_writeback(&file, flushed, written - flushed);
+                flushed = written;
+            }
         }
-        file.sync_data()?;
+        if sync == Durable::Now {
+            file.sync_data()?;
+        }
         Ok(written)
     });
     let mut source_error = None;
@@ -139,7 +188,7 @@ async fn copy_into(key: &str, file: std::fs::File, mut body: ByteStream) -> Resu
 impl Backend for FsBackend {
     async fn stat(&self, key: &str) -> Result<Option<Meta>> {
         let path = self.path(key)?;
-        match tokio::fs::metadata(&path).await {
+        match std::fs::metadata(&path) {
             Ok(meta) if meta.is_file() => Ok(Some(Meta {
                 size: meta.len(),
                 modified: meta.modified().map_err(io_err(key))?,
@@ -152,10 +201,16 @@ impl Backend for FsBackend {
 
     async fn read_all(&self, key: &str) -> Result<Bytes> {
         let path = self.path(key)?;
-        tokio::fs::read(&path)
-            .await
-            .map(Bytes::from)
-            .map_err(io_err(key))
+        let mut file = std::fs::File::open(&path).map_err(io_err(key))?;
+        let len = file.metadata().map_err(io_err(key))?.len();
+        if len > INLINE_READ_LIMIT {
+            return blocking(key, move || std::fs::read(path))
+                .await
+                .map(Bytes::from);
+        }
+        let mut buffer = Vec::with_capacity(len as usize);
+        file.read_to_end(&mut buffer).map_err(io_err(key))?;
+        Ok(Bytes::from(buffer))
     }
 
     async fn read(&self, key: &str, range: Option<Range<u64>>) -> Result<ByteStream> {
@@ -176,16 +231,17 @@ impl Backend for FsBackend {
         tokio::task::spawn_blocking(move || {
             let mut left = len;
             while left > 0 {
-                let mut buf = BytesMut::zeroed(READ_CHUNK.min(left as usize));
-                let result = match file.read(&mut buf) {
+                // read_to_end fills spare capacity without zeroing it first.
+                let want = READ_CHUNK.min(left);
+                let mut buf = Vec::with_capacity(want as usize);
+                let result = match (&mut file).take(want).read_to_end(&mut buf) {
                     Ok(0) => Err(std::io::Error::new(
                         std::io::ErrorKind::UnexpectedEof,
                         "object shorter than expected",
                     )),
                     Ok(n) => {
-                        buf.truncate(n);
                         left -= n as u64;
-                        Ok(buf.freeze())
+                        Ok(Bytes::from(buf))
                     }
                     Err(e) => Err(e),
                 };
@@ -208,7 +264,7 @@ impl Backend for FsBackend {
             let temp = temp.clone();
             blocking(key, move || std::fs::File::create(temp)).await?
         };
-        let result = copy_into(key, file, body).await;
+        let result = copy_into(key, file, body, Durable::Now).await;
         let outcome = match result {
             Ok(written) => {
                 let temp = temp.clone();
@@ -292,14 +348,21 @@ impl Backend for FsBackend {
             Ok(Ok(file))
         })
         .await??;
-        let written = copy_into(key, file, body).await?;
+        // Chunks are not synced one by one: a crash loses at most the hash
+        // state, and completing the upload then re-reads and verifies the
+        // data, which `rename` syncs before publishing it.
+        let written = copy_into(key, file, body, Durable::Later).await?;
         Ok(offset + written)
     }
 
     async fn rename(&self, from: &str, to: &str) -> Result<()> {
         let source = self.path(from)?;
         let target = self.path(to)?;
-        blocking(from, move || publish(&source, &target)).await
+        blocking(from, move || {
+            std::fs::File::open(&source)?.sync_data()?;
+            publish(&source, &target)
+        })
+        .await
     }
 
     async fn delete(&self, key: &str) -> Result<bool> {

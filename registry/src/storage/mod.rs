@@ -72,10 +72,12 @@ pub trait Backend: Send + Sync + 'static {
     /// Continues a growing object at `offset` (discarding anything stored at
     /// or after it) and returns its new size. Fails with
     /// [`StorageError::OffsetMismatch`] when the object is shorter than
-    /// `offset`; an absent object counts as empty.
+    /// `offset`; an absent object counts as empty. The appended bytes need
+    /// not be durable until the object is renamed.
     async fn append(&self, key: &str, offset: u64, body: ByteStream) -> Result<u64>;
 
-    /// Moves an object to another key atomically, replacing what was there.
+    /// Moves an object to another key atomically, replacing what was there;
+    /// the object is durable at its new key when this returns.
     async fn rename(&self, from: &str, to: &str) -> Result<()>;
 
     /// Deletes an object; `false` when it was absent.
