@@ -61,7 +61,6 @@ impl Fixture {
             Kind::Rregistry,
             &plan.rregistry,
             &plan.work.join("clients-registry"),
-            5311,
         )?;
         let ctx = plan.work.join("image-context");
         std::fs::create_dir_all(&ctx).context("creating the image context")?;
@@ -187,7 +186,6 @@ pub fn run_scenarios(
         Kind::Rregistry,
         &plan.rregistry,
         &plan.work.join("push-registry"),
-        5312,
     )?;
     let pushed = format!("{}/bench/pushed:1", target.addr);
     run(rctl(plan, &rctl_root).args(["tag", image, &pushed]))?;

@@ -17,7 +17,7 @@ impl Dockerd {
         std::fs::create_dir_all(dir).context("creating dockerd's directory")?;
         let log =
             std::fs::File::create(dir.join("dockerd.log")).context("creating dockerd's log")?;
-        let child = Command::new("dockerd")
+        let child = dies_with_us(&mut Command::new("dockerd"))
             .arg("--host")
             .arg(format!("unix://{}", dir.join("docker.sock").display()))
             .arg("--data-root")
@@ -70,6 +70,20 @@ impl Dockerd {
             .arg(format!("unix://{}", self.dir.join("docker.sock").display()));
         command.env("DOCKER_BUILDKIT", "0");
         command
+    }
+}
+
+/// Makes the child get SIGTERM should rbench die first (killed, say), so
+/// that no server or dockerd outlives the run.
+pub fn dies_with_us(command: &mut Command) -> &mut Command {
+    use std::os::unix::process::CommandExt;
+    // SAFETY: between fork and exec the closure makes one async-signal-safe
+    // system call (prctl) and touches no memory of the parent.
+    unsafe {
+        command.pre_exec(|| {
+            nix::sys::prctl::set_pdeathsig(nix::sys::signal::Signal::SIGTERM)
+                .map_err(std::io::Error::from)
+        })
     }
 }
 

@@ -354,17 +354,11 @@ fn load_sample(mut result: crate::load::LoadResult) -> Sample {
 pub fn run(report: &mut Report, plan: &Plan) -> Result<()> {
     let dir = plan.work.join("registry");
     let servers = [
-        Server::start(
-            Kind::Rregistry,
-            &plan.rregistry,
-            &dir.join("rregistry"),
-            5301,
-        )?,
+        Server::start(Kind::Rregistry, &plan.rregistry, &dir.join("rregistry"))?,
         Server::start(
             Kind::Distribution,
             &plan.rregistry,
             &dir.join("distribution"),
-            5302,
         )?,
     ];
     let pattern = pattern()?;

@@ -34,8 +34,12 @@ pub struct Server {
 }
 
 impl Server {
-    /// Starts `kind` on 127.0.0.1:`port`, storing under `dir` (made fresh).
-    pub fn start(kind: Kind, rregistry: &Path, dir: &Path, port: u16) -> Result<Server> {
+    /// Starts `kind` on a free loopback port, storing under `dir` (made fresh).
+    pub fn start(kind: Kind, rregistry: &Path, dir: &Path) -> Result<Server> {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .context("finding a free port")?
+            .port();
         let program = match kind {
             Kind::Rregistry => rregistry.to_path_buf(),
             Kind::Distribution => PathBuf::from("docker-registry"),
@@ -77,7 +81,7 @@ impl Server {
         .context("writing the registry config")?;
         let log =
             std::fs::File::create(self.dir.join("log")).context("creating the registry log")?;
-        let child = Command::new(&self.program)
+        let child = crate::docker::dies_with_us(&mut Command::new(&self.program))
             .arg("serve")
             .arg(&config)
             .stdin(Stdio::null())
