@@ -281,9 +281,13 @@ impl Registry {
                         last_touch = last_touch.max(Some(meta.modified));
                     }
                 }
-                let idle = last_touch
-                    .map(|t| now.duration_since(t).unwrap_or_default())
-                    .unwrap_or(Duration::MAX);
+                // Neither file there: the upload is being created (its
+                // directory exists before its info is renamed in) or was
+                // just completed. Either way it is not idle.
+                let Some(last_touch) = last_touch else {
+                    continue;
+                };
+                let idle = now.duration_since(last_touch).unwrap_or_default();
                 if idle > age {
                     if !dry_run {
                         self.cancel_upload_unchecked(&id).await?;
