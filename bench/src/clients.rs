@@ -106,7 +106,8 @@ fn dir_bytes(path: &Path) -> Result<u64> {
     Ok(total)
 }
 
-fn rctl(plan: &Plan, root: &Path) -> Command {
+/// An `rctl` command on the engine root `root`.
+pub fn rctl(plan: &Plan, root: &Path) -> Command {
     let mut command = Command::new(&plan.rctl);
     command.arg("--root").arg(root);
     command

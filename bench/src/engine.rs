@@ -3,7 +3,7 @@
 //! against one at a time, and `rctl build` against docker's classic
 //! builder, cold and cached.
 
-use crate::clients::{pulled_store, run, time, Fixture};
+use crate::clients::{pulled_store, rctl, run, time, Fixture};
 use crate::docker::Dockerd;
 use crate::report::{Better, Measure, Report, Row, Sample};
 use crate::{Context, Plan, Result};
@@ -12,17 +12,10 @@ use rengine::snapshot::Snapshotter;
 use rengine::store::ContentStore;
 use rengine::unpack::unpack_image;
 use std::path::Path;
-use std::process::Command;
 use std::time::Instant;
 
 const GROUP: &str = "engine";
 const BUSYBOX: &str = "localhost/bench/busybox:1";
-
-fn rctl(plan: &Plan, root: &Path) -> Command {
-    let mut command = Command::new(&plan.rctl);
-    command.arg("--root").arg(root);
-    command
-}
 
 fn row(
     key: &str,

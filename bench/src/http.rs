@@ -197,8 +197,8 @@ impl Conn {
     }
 }
 
-/// `Location` made absolute-path with `param` (`k=v`) appended.
-pub fn location_with(response: &Response, param: &str) -> io::Result<String> {
+/// The path (and query) of a response's `Location`.
+pub fn location_path(response: &Response) -> io::Result<String> {
     let location = response
         .header("location")
         .ok_or_else(|| bad(format!("no Location in a {} answer", response.status)))?;
@@ -209,9 +209,11 @@ pub fn location_with(response: &Response, param: &str) -> io::Result<String> {
         }
         None => location,
     };
-    if param.is_empty() {
-        return Ok(path.to_string());
-    }
+    Ok(path.to_string())
+}
+
+/// `path` with the query parameter `param` (`k=v`) appended.
+pub fn with_param(path: &str, param: &str) -> String {
     let joiner = if path.contains('?') { '&' } else { '?' };
-    Ok(format!("{path}{joiner}{param}"))
+    format!("{path}{joiner}{param}")
 }

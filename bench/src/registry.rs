@@ -3,7 +3,7 @@
 //! manifest `GET`/`HEAD` by tag under load, and the two listings.
 
 use crate::blob::{pattern, random_bytes, size_name, BlobSource};
-use crate::http::{location_with, BodyMode, Conn};
+use crate::http::{location_path, with_param, BodyMode, Conn};
 use crate::load::{constant, pool, timed};
 use crate::report::{Better, Measure, Report, Row, Sample};
 use crate::server::{Kind, Server};
@@ -101,7 +101,7 @@ async fn start_upload(conn: &mut Conn, repo: &str) -> Result<String> {
         )
         .await?;
     expect(started.status, 202, "starting an upload")?;
-    Ok(location_with(&started, "")?)
+    Ok(location_path(&started)?)
 }
 
 /// Sends a request head and its body in writes of [`SEND_SIZE`], the
@@ -126,10 +126,7 @@ async fn push_monolithic(addr: &str, repo: &str, blob: &BlobSource, digest: &str
     let mut conn = Conn::connect(addr).await?;
     let started = Instant::now();
     let upload = start_upload(&mut conn, repo).await?;
-    let path = format!(
-        "{upload}{}digest={digest}",
-        if upload.contains('?') { '&' } else { '?' }
-    );
+    let path = with_param(&upload, &format!("digest={digest}"));
     let head = conn.head(
         "PUT",
         &path,
@@ -169,13 +166,10 @@ async fn push_chunked(
         send_body(&mut conn, head, blob.segments(at, len)).await?;
         let answer = conn.read_response(false, BodyMode::Keep).await?;
         expect(answer.status, 202, "sending a chunk")?;
-        upload = location_with(&answer, "")?;
+        upload = location_path(&answer)?;
         at += len;
     }
-    let path = format!(
-        "{upload}{}digest={digest}",
-        if upload.contains('?') { '&' } else { '?' }
-    );
+    let path = with_param(&upload, &format!("digest={digest}"));
     let done = conn.request("PUT", &path, &[], b"", BodyMode::Keep).await?;
     expect(done.status, 201, "finishing a chunked upload")?;
     Ok(started.elapsed().as_secs_f64())
@@ -204,10 +198,7 @@ async fn pull_blob(addr: &str, repo: &str, digest: &str, size: u64) -> Result<f6
 /// Pushes a small blob in one `POST` + `PUT`.
 async fn push_small(conn: &mut Conn, repo: &str, bytes: &[u8], digest: &str) -> Result<()> {
     let upload = start_upload(conn, repo).await?;
-    let path = format!(
-        "{upload}{}digest={digest}",
-        if upload.contains('?') { '&' } else { '?' }
-    );
+    let path = with_param(&upload, &format!("digest={digest}"));
     let done = conn
         .request(
             "PUT",
@@ -218,6 +209,23 @@ async fn push_small(conn: &mut Conn, repo: &str, bytes: &[u8], digest: &str) -> 
         )
         .await?;
     expect(done.status, 201, "finishing a small upload")
+}
+
+/// One blob of `size` per run (salted from `salt`), with its digest: each
+/// run pushes new content, the same to every server.
+fn blobs_per_run(
+    pattern: &Arc<Vec<u8>>,
+    size: u64,
+    runs: usize,
+    salt: u64,
+) -> Vec<(BlobSource, String)> {
+    (0..runs)
+        .map(|run| {
+            let blob = BlobSource::new(pattern.clone(), size, salt + run as u64);
+            let digest = blob.digest();
+            (blob, digest)
+        })
+        .collect()
 }
 
 fn mb_per_s(bytes: u64, seconds: f64) -> f64 {
@@ -366,14 +374,7 @@ pub fn run(report: &mut Report, plan: &Plan) -> Result<()> {
 
     // Big blobs, monolithic: one blob per run, the same for both servers.
     eprintln!("registry: {} blob push and pull", size_name(plan.blob));
-    let blobs: Vec<(BlobSource, String)> = (0..runs)
-        .map(|run| {
-            let blob = BlobSource::new(pattern.clone(), plan.blob, run as u64);
-            let digest = blob.digest();
-            (blob, digest)
-        })
-        .collect();
-    let blobs = Arc::new(blobs);
+    let blobs = blobs_per_run(&pattern, plan.blob, runs, 0);
     let push = alternate(&servers, runs, |server, run| {
         let (blob, digest) = &blobs[run];
         let seconds = block(push_monolithic(
@@ -413,13 +414,7 @@ pub fn run(report: &mut Report, plan: &Plan) -> Result<()> {
 
     // Chunked.
     eprintln!("registry: chunked push");
-    let chunked: Vec<(BlobSource, String)> = (0..runs)
-        .map(|run| {
-            let blob = BlobSource::new(pattern.clone(), plan.blob, 1000 + run as u64);
-            let digest = blob.digest();
-            (blob, digest)
-        })
-        .collect();
+    let chunked = blobs_per_run(&pattern, plan.blob, runs, 1000);
     let chunk = 16 * 1024 * 1024;
     let measures = alternate(&servers, runs, |server, run| {
         let (blob, digest) = &chunked[run];
@@ -461,10 +456,7 @@ pub fn run(report: &mut Report, plan: &Plan) -> Result<()> {
             async move {
                 let (digest, bytes) = &blobs[i];
                 let (upload, t1) = timed(start_upload(&mut conn, &repo)).await?;
-                let path = format!(
-                    "{upload}{}digest={digest}",
-                    if upload.contains('?') { '&' } else { '?' }
-                );
+                let path = with_param(&upload, &format!("digest={digest}"));
                 let (done, t2) = timed(async {
                     Ok(conn
                         .request(
