@@ -31,7 +31,23 @@ enum Command {
     },
 }
 
+/// Makes glibc's malloc use one arena for every thread. With its default
+/// (eight per core), each tokio worker and blocking thread that touches a
+/// blob's buffers grows an arena of its own and keeps it: peak RSS rose
+/// from 15.6 to 33 MiB over a few 1 GiB pushes. With one arena it stays
+/// flat (14 MiB over four), and the request rate is unchanged (measured
+/// with `bench/run`).
+fn limit_malloc_arenas() {
+    #[cfg(target_env = "gnu")]
+    // SAFETY: called first thing in `main`, before any other thread
+    // exists; `mallopt` only sets an allocator parameter.
+    unsafe {
+        libc::mallopt(libc::M_ARENA_MAX, 1);
+    }
+}
+
 fn main() -> ExitCode {
+    limit_malloc_arenas();
     let cli = Cli::parse();
     let Command::Serve {
         config,
