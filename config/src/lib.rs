@@ -7,8 +7,10 @@
 //!
 //! - [`model`]: the configuration types and their defaults.
 //! - [`load`]: reading a file, applying environment overrides, validating.
+//! - [`auth`]: the `auth` section (htpasswd, token, the built-in token server, access rules).
 //! - [`duration`]: Go-style durations (`168h`, `10s`, `1h30m`) used by the file.
 
+pub mod auth;
 pub mod duration;
 pub mod load;
 pub mod model;

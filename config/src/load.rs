@@ -164,6 +164,10 @@ fn validate(config: &Config) -> Result<(), ConfigError> {
             "must be above zero when purging is enabled".to_string(),
         ));
     }
+    config
+        .auth
+        .validate()
+        .map_err(|(key, message)| invalid(&key, message))?;
     if let Some(fs) = &config.storage.filesystem {
         if fs.rootdirectory.as_os_str().is_empty() {
             return Err(invalid(
@@ -319,7 +323,62 @@ health:
         let err = load_from_str("auth:\n  htpasswd: {}\n", "test", env(&[]))
             .unwrap_err()
             .to_string();
-        assert!(err.contains("auth"), "{err}");
+        assert!(
+            err.contains("auth.htpasswd") && err.contains("realm"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn auth_section_is_read_and_checked() {
+        let text = "auth:\n  token:\n    realm: https://r.example/token\n    service: r.example\n    issuer: r.example\n    issue:\n      key: /k.pem\n      htpasswd: /h\n      expiration: 10m\n  access:\n    groups:\n      admins: [a]\n    rules:\n      - repositories: [\"**\"]\n        groups: [admins]\n        actions: [\"*\"]\n";
+        let config = load_from_str(text, "test", env(&[])).unwrap();
+        let token = config.auth.token.as_ref().unwrap();
+        let issue = token.issue.as_ref().unwrap();
+        assert_eq!(issue.expiration.0, Duration::from_secs(600));
+        assert_eq!(issue.refreshexpiration.0, Duration::from_secs(720 * 3600));
+        assert_eq!(config.auth.access.as_ref().unwrap().rules.len(), 1);
+
+        let cases = [
+            (
+                "auth:\n  htpasswd:\n    realm: r\n    path: /h\n  token:\n    realm: http://x/t\n    service: s\n    issuer: i\n    jwks: /j\n",
+                "exclusive",
+            ),
+            (
+                "auth:\n  token:\n    realm: http://x/t\n    service: s\n    issuer: i\n",
+                "no key",
+            ),
+            (
+                "auth:\n  token:\n    realm: http://x/t\n    service: s\n    issuer: i\n    jwks: /j\n    signingalgorithms: [HS256]\n",
+                "HS256",
+            ),
+            (
+                "auth:\n  token:\n    realm: x/t\n    service: s\n    issuer: i\n    jwks: /j\n",
+                "auth.token.realm",
+            ),
+            (
+                "auth:\n  access:\n    rules:\n      - repositories: [a]\n        actions: [pull]\n",
+                "names nobody",
+            ),
+            (
+                "auth:\n  access:\n    rules:\n      - repositories: [a]\n        users: [u]\n        actions: [write]\n",
+                "write",
+            ),
+            (
+                "auth:\n  access:\n    rules:\n      - repositories: [a]\n        groups: [nobody]\n        actions: [pull]\n",
+                "nobody",
+            ),
+            (
+                "auth:\n  access:\n    rules:\n      - users: [u]\n        actions: [pull]\n",
+                "catalog",
+            ),
+        ];
+        for (text, expected) in cases {
+            let err = load_from_str(text, "test", env(&[]))
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains(expected), "{text:?} gave {err}");
+        }
     }
 
     #[test]

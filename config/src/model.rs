@@ -28,6 +28,8 @@ pub struct Config {
     /// Distribution's storage health checks: accepted, not used.
     #[serde(default)]
     pub health: Option<serde_yaml::Value>,
+    #[serde(default)]
+    pub auth: crate::auth::Auth,
 }
 
 /// `log`: how much the server says, and how.

@@ -1,5 +1,10 @@
 //! A small HTTP client for the checks: every request returns status,
-//! headers and the whole body, with relative `Location`s resolved.
+//! headers and the whole body, with relative `Location`s resolved. Given
+//! credentials, it answers a 401's challenge as clients do: `Basic` with
+//! them, `Bearer` with a token fetched from the challenge's realm for
+//! every scope asked so far (plus pull on the source of a cross-repository
+//! mount), then sends the request again; the answer is sent with every
+//! later request, so bodies go out with a token that covers them.
 
 use bytes::Bytes;
 use reqwest::header::HeaderMap;
@@ -74,17 +79,29 @@ impl Resp {
 pub struct Client {
     http: reqwest::Client,
     base: Url,
+    credentials: Option<(String, String)>,
+    /// The `Authorization` value last earned, and the scopes it asked for.
+    session: std::sync::Mutex<(Option<String>, Vec<String>)>,
 }
 
 impl Client {
-    pub fn new(base: &str, insecure: bool) -> Result<Client, String> {
+    pub fn new(
+        base: &str,
+        insecure: bool,
+        credentials: Option<(String, String)>,
+    ) -> Result<Client, String> {
         let base = Url::parse(base).map_err(|e| format!("invalid URL {base:?}: {e}"))?;
         let http = reqwest::Client::builder()
             .danger_accept_invalid_certs(insecure)
             .redirect(reqwest::redirect::Policy::limited(5))
             .build()
             .map_err(|e| e.to_string())?;
-        Ok(Client { http, base })
+        Ok(Client {
+            http,
+            base,
+            credentials,
+            session: Default::default(),
+        })
     }
 
     /// Resolves a path or a `Location` (relative or absolute) against the base URL.
@@ -101,10 +118,111 @@ impl Client {
         headers: &[(&str, String)],
         body: Option<Bytes>,
     ) -> Result<Resp, String> {
+        let current = self.session().0.clone();
+        let first = self
+            .send_once(method.clone(), location, headers, body.clone(), current)
+            .await?;
+        if first.status != 401 || self.credentials.is_none() {
+            return Ok(first);
+        }
+        let Some(challenge) = first.header("www-authenticate") else {
+            return Ok(first);
+        };
+        let authorization = self.answer(challenge, location).await?;
+        self.session().0 = Some(authorization.clone());
+        self.send_once(method, location, headers, body, Some(authorization))
+            .await
+    }
+
+    fn session(&self) -> std::sync::MutexGuard<'_, (Option<String>, Vec<String>)> {
+        self.session.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The `Authorization` value answering `challenge`.
+    async fn answer(&self, challenge: &str, location: &str) -> Result<String, String> {
+        use base64::Engine as _;
+        let Some((user, password)) = &self.credentials else {
+            return Err("no credentials".into());
+        };
+        let basic = format!(
+            "Basic {}",
+            base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"))
+        );
+        let (scheme, params) = challenge.split_once(' ').unwrap_or((challenge, ""));
+        if scheme.eq_ignore_ascii_case("basic") {
+            return Ok(basic);
+        }
+        let params = challenge_params(params);
+        let realm = params
+            .iter()
+            .find(|(k, _)| k == "realm")
+            .map(|(_, v)| v.clone())
+            .ok_or_else(|| format!("challenge without a realm: {challenge}"))?;
+        let mut url = Url::parse(&realm).map_err(|e| format!("bad realm {realm:?}: {e}"))?;
+        let scopes = {
+            let mut session = self.session();
+            for (key, value) in &params {
+                if key == "scope" && !session.1.contains(value) {
+                    session.1.push(value.clone());
+                }
+            }
+            // A mount also needs pull on the repository it mounts from.
+            let target = self.url(location)?;
+            if let Some((_, from)) = target.query_pairs().find(|(k, _)| k == "from") {
+                let scope = format!("repository:{from}:pull");
+                if !session.1.contains(&scope) {
+                    session.1.push(scope);
+                }
+            }
+            session.1.clone()
+        };
+        {
+            let mut query = url.query_pairs_mut();
+            for (key, value) in &params {
+                if key == "service" {
+                    query.append_pair(key, value);
+                }
+            }
+            for scope in &scopes {
+                query.append_pair("scope", scope);
+            }
+        }
+        let response = self
+            .http
+            .get(url)
+            .header("authorization", basic)
+            .send()
+            .await
+            .map_err(|e| format!("token request: {e}"))?;
+        if !response.status().is_success() {
+            return Err(format!("token request refused: {}", response.status()));
+        }
+        let body: serde_json::Value = response
+            .json()
+            .await
+            .map_err(|e| format!("token response: {e}"))?;
+        let token = body["token"]
+            .as_str()
+            .or_else(|| body["access_token"].as_str())
+            .ok_or("token response without a token")?;
+        Ok(format!("Bearer {token}"))
+    }
+
+    async fn send_once(
+        &self,
+        method: Method,
+        location: &str,
+        headers: &[(&str, String)],
+        body: Option<Bytes>,
+        authorization: Option<String>,
+    ) -> Result<Resp, String> {
         let url = self.url(location)?;
         let mut request = self.http.request(method.clone(), url);
         for (name, value) in headers {
             request = request.header(*name, value);
+        }
+        if let Some(authorization) = authorization {
+            request = request.header("authorization", authorization);
         }
         if let Some(body) = body {
             request = request.body(body);
@@ -139,4 +257,31 @@ impl Client {
     pub async fn delete(&self, location: &str) -> Result<Resp, String> {
         self.send(Method::DELETE, location, &[], None).await
     }
+}
+
+/// The `key="value"` pairs of a challenge (values may hold commas).
+fn challenge_params(text: &str) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    let mut rest = text.trim();
+    while let Some((key, after)) = rest.split_once('=') {
+        let key = key
+            .trim()
+            .trim_start_matches(',')
+            .trim()
+            .to_ascii_lowercase();
+        let (value, next) = if let Some(quoted) = after.strip_prefix('"') {
+            match quoted.find('"') {
+                Some(end) => (&quoted[..end], &quoted[end + 1..]),
+                None => (quoted, ""),
+            }
+        } else {
+            match after.find(',') {
+                Some(end) => (&after[..end], &after[end..]),
+                None => (after, ""),
+            }
+        };
+        out.push((key, value.to_string()));
+        rest = next.trim_start_matches(',').trim();
+    }
+    out
 }

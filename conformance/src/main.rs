@@ -35,6 +35,12 @@ struct Cli {
     /// Accept invalid TLS certificates.
     #[arg(long)]
     insecure: bool,
+    /// User for registries with auth (Basic, or the token flow).
+    #[arg(long, env = "OCI_USERNAME")]
+    username: Option<String>,
+    /// Password for `--username`.
+    #[arg(long, env = "OCI_PASSWORD", hide_env_values = true)]
+    password: Option<String>,
 }
 
 fn main() -> ExitCode {
@@ -53,7 +59,8 @@ fn main() -> ExitCode {
 }
 
 async fn run(cli: Cli) -> ExitCode {
-    let client = match client::Client::new(&cli.url, cli.insecure) {
+    let credentials = cli.username.clone().zip(cli.password.clone());
+    let client = match client::Client::new(&cli.url, cli.insecure, credentials) {
         Ok(client) => client,
         Err(e) => {
             eprintln!("oci-conformance: {e}");

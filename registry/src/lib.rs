@@ -1,11 +1,12 @@
 //! `rregistry`: an OCI Distribution v1.1 registry.
 //!
 //! A request travels: [`server`] (TCP/TLS, graceful shutdown) → [`http`]
-//! (parse into an [`action::Action`], call the registry logic, shape the
-//! answer) → [`store`] (blobs, uploads, manifests, tags, referrers, catalog)
+//! (parse into an [`action::Action`], check it with [`auth`], call the
+//! registry logic, shape the answer) → [`store`] (blobs, uploads, manifests, tags, referrers, catalog)
 //! → [`storage`] (the backend trait and its filesystem implementation).
 
 pub mod action;
+pub mod auth;
 pub mod digest;
 pub mod error;
 pub mod http;

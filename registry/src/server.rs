@@ -3,7 +3,8 @@
 //! and on shutdown stops accepting and lets in-flight requests finish,
 //! bounded by the drain timeout.
 
-use crate::http::{router, App};
+use crate::auth::{Auth, AuthError};
+use crate::http::{router, App, ClientAddr};
 use crate::storage::fs::FsBackend;
 use crate::storage::StorageError;
 use crate::store::{Options, Registry};
@@ -39,6 +40,8 @@ pub enum ServeError {
     Tls(String),
     #[error("http.headers: {0}")]
     Header(String),
+    #[error("auth: {0}")]
+    Auth(#[from] AuthError),
 }
 
 /// A bound, ready server. Split from [`Server::run`] so the caller learns
@@ -65,6 +68,7 @@ impl Server {
             extra_headers: extra_headers(&config)?,
             read_only: config.storage.maintenance.readonly.enabled,
             access_log: !config.log.accesslog.disabled,
+            auth: Auth::from_config(&config.auth)?,
         });
         let addr = rconfig::load::listen_addr(&config.http.addr).map_err(ServeError::Address)?;
         let listener = TcpListener::bind(addr)
@@ -113,7 +117,13 @@ impl Server {
             };
             let _ = stream.set_nodelay(true);
             let builder = builder.clone();
-            let service = service.clone();
+            let service = hyper::service::service_fn({
+                let service = service.clone();
+                move |mut request: hyper::Request<hyper::body::Incoming>| {
+                    request.extensions_mut().insert(ClientAddr(peer));
+                    hyper::service::Service::call(&service, request)
+                }
+            });
             let watcher = graceful.watcher();
             let tls = tls.clone();
             tokio::spawn(async move {

@@ -1,8 +1,9 @@
 //! Fronts run inside a test, in front of a real rregistry, for what the
 //! registry cannot be made to do itself:
 //!
-//! - [`TokenFront`]: token authentication until rregistry has its own
-//!   (issue 7): a docker-spec token endpoint and a front that demands its
+//! - [`TokenFront`]: a token server that is not rregistry's own, so
+//!   clients are checked against a second implementation: a docker-spec
+//!   token endpoint and a front that demands its
 //!   Bearer tokens. `GET /token` takes Basic credentials (and, with
 //!   `offline_token=true`, also hands out a refresh token); `POST /token`
 //!   takes `grant_type=refresh_token`. Tokens name the scopes they grant;

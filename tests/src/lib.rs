@@ -4,6 +4,7 @@
 //! failure (CI, where `.ci/run` installs everything).
 
 pub mod api;
+pub mod auth;
 pub mod docker;
 pub mod front;
 pub mod images;

@@ -18,6 +18,9 @@ pub struct RegistryOptions {
     /// Storage root; a fresh temp dir when `None`.
     pub root: Option<PathBuf>,
     pub port: Option<u16>,
+    /// Send the server's stderr to a file that [`RegistryProcess::log`]
+    /// reads (rregistry only), instead of the test's stderr.
+    pub capture_log: bool,
 }
 
 impl Default for RegistryOptions {
@@ -28,6 +31,7 @@ impl Default for RegistryOptions {
             extra_yaml: String::new(),
             root: None,
             port: None,
+            capture_log: false,
         }
     }
 }
@@ -40,6 +44,7 @@ pub struct RegistryProcess {
     pub config: PathBuf,
     scheme: &'static str,
     server: Server,
+    log: Option<PathBuf>,
     _dir: tempfile::TempDir,
 }
 
@@ -51,7 +56,7 @@ enum Server {
 }
 
 impl Server {
-    fn spawn(self, config: &Path) -> Child {
+    fn spawn(self, config: &Path, log: Option<&Path>) -> Child {
         match self {
             Server::Rregistry => Child::spawn(
                 "rregistry",
@@ -60,7 +65,15 @@ impl Server {
                     .arg(config)
                     .env_remove("RUST_LOG")
                     .stdout(Stdio::null())
-                    .stderr(Stdio::inherit()),
+                    .stderr(match log {
+                        Some(path) => std::fs::OpenOptions::new()
+                            .create(true)
+                            .append(true)
+                            .open(path)
+                            .expect("server log file")
+                            .into(),
+                        None => Stdio::inherit(),
+                    }),
             ),
             Server::Distribution => Child::spawn(
                 "docker-registry",
@@ -111,8 +124,10 @@ impl RegistryProcess {
         } else {
             "http"
         };
+        let log = options.capture_log.then(|| dir.path().join("server.log"));
         let mut process = RegistryProcess {
-            child: server.spawn(&config),
+            child: server.spawn(&config, log.as_deref()),
+            log,
             server,
             port,
             root,
@@ -152,12 +167,20 @@ impl RegistryProcess {
 
     /// Starts a new process of the same server on the same port, config and storage.
     pub fn restart(&mut self) {
-        self.child = self.server.spawn(&self.config);
+        self.child = self.server.spawn(&self.config, self.log.as_deref());
         self.wait_ready(self.scheme);
     }
 
     pub fn root(&self) -> &Path {
         &self.root
+    }
+
+    /// What the server wrote to stderr (with `capture_log`).
+    pub fn log(&self) -> String {
+        self.log
+            .as_ref()
+            .and_then(|path| std::fs::read_to_string(path).ok())
+            .unwrap_or_default()
     }
 }
 

@@ -1,8 +1,10 @@
 //! rctl through the docker token flow: `rctl login` earns an identity
 //! (refresh) token and stores it in config.json; push and pull then get
 //! scoped Bearer tokens with it (OAuth2 `grant_type=refresh_token`).
-//! The token server is the test's own (tests/src/front.rs) until
-//! rregistry's token auth lands; the registry behind it is the real one.
+//! The token server is the test's own (tests/src/front.rs), a second
+//! implementation of the token spec beside rregistry's built-in one
+//! (tests/tests/auth_clients.rs), so rctl's flow is checked against a
+//! server that is not ours; the registry behind it is the real one.
 
 use e2e::api::push_image;
 use e2e::front::TokenFront;

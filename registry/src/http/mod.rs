@@ -4,14 +4,21 @@
 //!
 //! - [`blobs`], [`uploads`], [`manifests`], [`listing`]: one handler module per concept.
 //! - [`query`]: query strings and percent-decoding.
+//! - [`token`]: the built-in token endpoint.
+//!
+//! Before any handler runs, [`crate::auth`] checks the caller may do what
+//! the action needs.
 
 pub mod blobs;
 pub mod listing;
 pub mod manifests;
 pub mod query;
+pub mod token;
 pub mod uploads;
 
 use crate::action::Action;
+use crate::auth::scope::{need_of, Need, Verb};
+use crate::auth::{Auth, Caller};
 use crate::error::{Code, RegistryError, Result};
 use crate::storage::ByteStream;
 use crate::store::Registry;
@@ -21,6 +28,7 @@ use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Router;
 use futures_util::TryStreamExt;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -33,7 +41,13 @@ pub struct App {
     pub read_only: bool,
     /// Log one line per request.
     pub access_log: bool,
+    pub auth: Auth,
 }
+
+/// The peer address of a request's connection (a request extension set by
+/// the server; absent in tests that call the router directly).
+#[derive(Debug, Clone, Copy)]
+pub struct ClientAddr(pub SocketAddr);
 
 /// The router: one entry point, since the action is parsed from the path.
 pub fn router(app: Arc<App>) -> Router {
@@ -44,9 +58,37 @@ async fn dispatch(State(app): State<Arc<App>>, request: Request) -> Response {
     let started = Instant::now();
     let method = request.method().clone();
     let path = request.uri().path().to_string();
-    let result = match Action::parse(&method, &path) {
-        Ok(action) => handle(&app, action, request).await,
-        Err(e) => Err(e),
+    let client = request
+        .extensions()
+        .get::<ClientAddr>()
+        .map(|c| c.0.ip())
+        .unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED));
+    let result = if app.auth.token_path() == Some(path.as_str()) {
+        let (parts, body) = request.into_parts();
+        token::serve(
+            &app.auth,
+            &method,
+            parts.uri.query(),
+            &parts.headers,
+            body,
+            client,
+        )
+        .await
+    } else {
+        match Action::parse(&method, &path) {
+            Ok(action) => {
+                let need = need_of(&action);
+                match app
+                    .auth
+                    .check(need.as_ref(), request.headers(), client)
+                    .await
+                {
+                    Ok(caller) => handle(&app, action, &caller, request).await,
+                    Err(e) => Err(e),
+                }
+            }
+            Err(e) => Err(e),
+        }
     };
     let mut response = match result {
         Ok(response) => response,
@@ -90,7 +132,7 @@ fn is_write(action: &Action) -> bool {
     )
 }
 
-async fn handle(app: &App, action: Action, request: Request) -> Result<Response> {
+async fn handle(app: &App, action: Action, caller: &Caller, request: Request) -> Result<Response> {
     if app.read_only && is_write(&action) {
         return Err(RegistryError::new(
             Code::Unsupported,
@@ -99,11 +141,24 @@ async fn handle(app: &App, action: Action, request: Request) -> Result<Response>
     }
     let registry = &app.registry;
     let (parts, body) = request.into_parts();
-    let incoming = Incoming {
+    let mut incoming = Incoming {
         query: query::Query::parse(parts.uri.query()),
         headers: parts.headers,
         body,
     };
+    if matches!(action, Action::StartUpload { .. }) {
+        // A mount from a repository the caller may not pull from becomes
+        // a plain upload (as Distribution does), revealing nothing.
+        if let Some(from) = incoming.query.get("from") {
+            let pull = Need::Repository {
+                name: from.to_string(),
+                verb: Verb::Pull,
+            };
+            if !app.auth.may(caller, &pull) {
+                incoming.query.remove("mount");
+            }
+        }
+    }
     let (query, headers) = (&incoming.query, &incoming.headers);
     match action {
         Action::Base => {

@@ -45,6 +45,25 @@ impl Query {
         Query(pairs)
     }
 
+    /// The pairs of an `application/x-www-form-urlencoded` body, where `+`
+    /// is a space.
+    pub fn parse_form(body: &str) -> Query {
+        Query::parse(Some(&body.replace('+', " ")))
+    }
+
+    /// Every value of `key`, in order.
+    pub fn all<'a>(&'a self, key: &'a str) -> impl Iterator<Item = &'a str> + 'a {
+        self.0
+            .iter()
+            .filter(move |(k, _)| k == key)
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// Drops every value of `key`.
+    pub fn remove(&mut self, key: &str) {
+        self.0.retain(|(k, _)| k != key);
+    }
+
     /// The first value of `key`.
     pub fn get(&self, key: &str) -> Option<&str> {
         self.0
