@@ -1,5 +1,6 @@
 //! The machine's own limits, measured in the run: sha256 on one core,
-//! sequential write to the data disk (with fsync), and TCP over loopback.
+//! sequential write to the data disk (with fsync), sequential read from it
+//! (page cache dropped; as root), and TCP over loopback.
 //! Transfers are reported as a share of these.
 
 use crate::blob::{BlobSource, PIECE};
@@ -15,7 +16,7 @@ const GIB: u64 = 1 << 30;
 
 pub fn measure(work: &Path, pattern: &Arc<Vec<u8>>) -> Result<Vec<Limit>> {
     let blob = BlobSource::new(pattern.clone(), GIB, u64::MAX);
-    Ok(vec![
+    let mut limits = vec![
         Limit {
             key: "sha256",
             name: "sha256, one core",
@@ -26,12 +27,54 @@ pub fn measure(work: &Path, pattern: &Arc<Vec<u8>>) -> Result<Vec<Limit>> {
             name: "disk write, sequential with fsync",
             mb_per_s: disk_write(work, &blob)?,
         },
-        Limit {
-            key: "loopback",
-            name: "TCP over loopback, one connection",
-            mb_per_s: loopback(pattern)?,
-        },
-    ])
+    ];
+    if let Some(mb_per_s) = disk_read(work, &blob)? {
+        limits.push(Limit {
+            key: "disk_read",
+            name: "disk read, sequential, page cache dropped",
+            mb_per_s,
+        });
+    }
+    limits.push(Limit {
+        key: "loopback",
+        name: "TCP over loopback, one connection",
+        mb_per_s: loopback(pattern)?,
+    });
+    Ok(limits)
+}
+
+/// A 1 GiB file written, the page cache dropped, the file read back in
+/// 1 MiB reads; `None` when the cache cannot be dropped (not root).
+fn disk_read(work: &Path, blob: &BlobSource) -> Result<Option<f64>> {
+    let path = work.join("disk-read-test");
+    let mut file = std::fs::File::create(&path).context("creating the disk test file")?;
+    for segment in blob.segments(0, blob.size) {
+        file.write_all(segment)
+            .context("writing the disk test file")?;
+    }
+    file.sync_all().context("syncing the disk test file")?;
+    drop(file);
+    nix::unistd::sync();
+    if std::fs::write("/proc/sys/vm/drop_caches", "3").is_err() {
+        std::fs::remove_file(&path).context("removing the disk test file")?;
+        return Ok(None);
+    }
+    let started = Instant::now();
+    let mut file = std::fs::File::open(&path).context("opening the disk test file")?;
+    let mut buffer = vec![0u8; 1024 * 1024];
+    let mut seen = 0u64;
+    loop {
+        match file
+            .read(&mut buffer)
+            .context("reading the disk test file")?
+        {
+            0 => break,
+            n => seen += n as u64,
+        }
+    }
+    let seconds = started.elapsed().as_secs_f64();
+    std::fs::remove_file(&path).context("removing the disk test file")?;
+    Ok(Some(seen as f64 / 1e6 / seconds))
 }
 
 fn sha256(blob: &BlobSource) -> f64 {

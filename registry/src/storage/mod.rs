@@ -6,8 +6,10 @@
 //! streams ([`ByteStream`]) and are never held whole in memory.
 //!
 //! - [`fs`]: the filesystem backend (temp file, fsync, rename).
+//! - [`direct`]: writing streams around the page cache (`O_DIRECT`).
 //! - [`suite`]: the behaviour every backend must show, run against each.
 
+pub mod direct;
 pub mod fs;
 pub mod suite;
 
