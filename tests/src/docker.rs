@@ -78,6 +78,11 @@ impl Dockerd {
         stdout
     }
 
+    /// The docker CLI's config directory (`DOCKER_CONFIG`: logins live here).
+    pub fn cli_config_dir(&self) -> PathBuf {
+        self.dir.path().join("cli")
+    }
+
     pub fn log(&self) -> String {
         std::fs::read_to_string(self.dir.path().join("dockerd.log")).unwrap_or_default()
     }

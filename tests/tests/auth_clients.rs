@@ -44,6 +44,17 @@ fn docker_login_push_pull_logout() {
     );
     let out = dockerd.docker_ok(&["login", &host, "-u", "alice", "-p", "alice-pw"]);
     assert!(out.contains("Login Succeeded"), "{out}");
+    // docker keeps the refresh token the OAuth2 POST gave, not the password.
+    let config: Value = serde_json::from_slice(
+        &std::fs::read(dockerd.cli_config_dir().join("config.json")).expect("config.json"),
+    )
+    .expect("config JSON");
+    assert!(
+        config["auths"][&host]["identitytoken"]
+            .as_str()
+            .is_some_and(|t| t.len() > 20),
+        "{config}"
+    );
     dockerd.docker_ok(&["push", &image]);
     // team-b is not alice's.
     let other = format!("{host}/team-b/hello:1");

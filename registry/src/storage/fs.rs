@@ -37,7 +37,11 @@ const READ_CHUNK: u64 = 1024 * 1024;
 /// on this project's machines; a larger step would be cut short).
 const READ_AHEAD: u64 = 32 * 1024 * 1024;
 const READ_AHEAD_STEP: u64 = 4 * 1024 * 1024;
-const CHANNEL_DEPTH: usize = 16;
+/// Chunks in flight between the network and the writing thread: enough to
+/// keep both busy, few enough that the server's memory does not depend on
+/// how far the disk falls behind (16 let peak RSS grow from 12.4 MiB at
+/// 1 GiB to 15.8 MiB at 6 GiB; 4 keeps both at 11.4-11.7 MiB, as fast).
+const CHANNEL_DEPTH: usize = 4;
 /// Objects up to this size are read on the calling thread.
 const INLINE_READ_LIMIT: u64 = 1024 * 1024;
 
