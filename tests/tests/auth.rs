@@ -476,23 +476,20 @@ async fn htpasswd_mode_with_reload_and_policy() {
         StatusCode::UNAUTHORIZED
     );
     reg.add_user("carol", "carol-pw");
-    let accepted = e2e::process::wait_until(Duration::from_secs(10), || {
-        let status = std::process::Command::new("curl")
-            .args([
-                "-s",
-                "-o",
-                "/dev/null",
-                "-w",
-                "%{http_code}",
-                "-u",
-                "carol:carol-pw",
-            ])
-            .arg(format!("{base}/v2/"))
-            .output()
-            .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
-            .unwrap_or_default();
-        status == "200"
-    });
+    let mut accepted = false;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !accepted && Instant::now() < deadline {
+        let response = http
+            .get(format!("{base}/v2/"))
+            .basic_auth("carol", Some("carol-pw"))
+            .send()
+            .await
+            .unwrap();
+        accepted = response.status() == StatusCode::OK;
+        if !accepted {
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
     assert!(
         accepted,
         "a user added to the htpasswd file was not accepted"
