@@ -1,7 +1,8 @@
-//! Refused requests, counted per client address: each refusal is logged by
-//! the caller with the count this returns, and a client that keeps failing
-//! waits before its answer, longer each time up to a bound. A client's
-//! count is forgotten after a quiet spell.
+//! Refused requests, counted: each refusal is logged by the caller with the
+//! counts this returns. Bad credentials and bad tokens are also counted per
+//! client address, and a client that keeps presenting them waits before
+//! its answer, longer each time up to a bound; its count is forgotten
+//! after a quiet spell.
 
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -51,6 +52,16 @@ impl Failures {
             client: entry.0,
             total,
             delay: delay_for(entry.0),
+        }
+    }
+
+    /// A refusal that earns no delay (an action denied to a caller who is
+    /// who they say): counted in the total only.
+    pub fn record_denial(&self) -> Counted {
+        Counted {
+            client: 0,
+            total: self.total.fetch_add(1, Ordering::Relaxed) + 1,
+            delay: Duration::ZERO,
         }
     }
 

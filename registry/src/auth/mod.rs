@@ -11,7 +11,8 @@
 //!    `DENIED` for a signed-in user the policy refuses.
 //!
 //! Refusals of bad credentials and of access are logged (client, user,
-//! action, repository; never a password or token), counted, and slowed.
+//! action, repository; never a password or token) and counted; bad
+//! credentials and bad tokens repeated by one client are slowed.
 //!
 //! - [`scope`]: needs and grants in the token spec's terms.
 //! - [`policy`]: the `auth.access` rules.
@@ -181,7 +182,7 @@ impl Auth {
                     }
                     Refusal::BadToken(e) => (String::new(), e.to_string(), Some("invalid_token")),
                 };
-                self.refused(client, &user, need, &reason).await;
+                self.refused(client, &user, need, &reason, true).await;
                 return Err(self.challenge(need, headers, error, &reason));
             }
         };
@@ -197,7 +198,7 @@ impl Auth {
             // The usual first step of every client: no count, no delay.
             return Err(self.challenge(need, headers, None, "authentication required"));
         }
-        self.refused(client, caller.subject.name(), need, "access denied")
+        self.refused(client, caller.subject.name(), need, "access denied", false)
             .await;
         match self.mode {
             Mode::Bearer { .. } => Err(self.challenge(
@@ -278,12 +279,26 @@ impl Auth {
 
     /// Logs, counts and delays a refused login at the token endpoint.
     pub async fn refused_login(&self, client: IpAddr, user: &str, reason: &str) {
-        self.refused(client, user, None, reason).await;
+        self.refused(client, user, None, reason, true).await;
     }
 
-    /// Logs, counts and delays a refusal.
-    async fn refused(&self, client: IpAddr, user: &str, need: Option<&Need>, reason: &str) {
-        let counted = self.failures.record(client);
+    /// Logs and counts a refusal, and delays one of bad credentials or a
+    /// bad token. An action refused to a caller who is who they say
+    /// (`insufficient_scope` is how a client learns to ask for a new
+    /// token) is logged and counted, never slowed.
+    async fn refused(
+        &self,
+        client: IpAddr,
+        user: &str,
+        need: Option<&Need>,
+        reason: &str,
+        bad_credentials: bool,
+    ) {
+        let counted = if bad_credentials {
+            self.failures.record(client)
+        } else {
+            self.failures.record_denial()
+        };
         tracing::warn!(
             target: "rregistry::auth",
             %client,
