@@ -3,9 +3,11 @@
 //!
 //! - [`digest`]: content digests (`sha256:`, `sha512:`) and the streaming hasher.
 //! - [`names`]: repository names, tags and manifest references.
+//! - [`time`]: RFC 3339 timestamps.
 
 pub mod digest;
 pub mod names;
+pub mod time;
 
 pub use digest::{Algorithm, Digest, DigestError, Hasher};
 pub use names::{valid_tag, Reference, RepoName};

@@ -8,7 +8,7 @@
 use e2e::auth::{AuthRegistry, USERS};
 use e2e::{require_tool, workspace_bin, RegistryOptions, RegistryProcess};
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
-use reqwest::StatusCode;
+use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -23,6 +23,20 @@ fn now() -> u64 {
 async fn error_code(response: reqwest::Response) -> String {
     let body: Value = response.json().await.unwrap_or(Value::Null);
     body["errors"][0]["code"].as_str().unwrap_or("").to_string()
+}
+
+/// Sends `method url` with `token` as Bearer (if any).
+async fn send(
+    http: &reqwest::Client,
+    method: Method,
+    url: impl reqwest::IntoUrl,
+    token: Option<&str>,
+) -> reqwest::Response {
+    let mut request = http.request(method, url);
+    if let Some(token) = token {
+        request = request.bearer_auth(token);
+    }
+    request.send().await.expect("request")
 }
 
 fn challenge(response: &reqwest::Response) -> String {
@@ -45,17 +59,19 @@ async fn builtin_token_server_and_policies() {
     let realm = reg.realm();
 
     // No credentials: the version check and a pull answer the exact challenges.
-    let response = http.get(format!("{base}/v2/")).send().await.unwrap();
+    let response = send(&http, Method::GET, format!("{base}/v2/"), None).await;
     assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
     assert_eq!(
         challenge(&response),
         format!("Bearer realm=\"{realm}\",service=\"{}\"", reg.service)
     );
-    let response = http
-        .get(format!("{base}/v2/team-a/app/manifests/1"))
-        .send()
-        .await
-        .unwrap();
+    let response = send(
+        &http,
+        Method::GET,
+        format!("{base}/v2/team-a/app/manifests/1"),
+        None,
+    )
+    .await;
     assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
     assert_eq!(
         challenge(&response),
@@ -65,11 +81,13 @@ async fn builtin_token_server_and_policies() {
         )
     );
     assert_eq!(error_code(response).await, "UNAUTHORIZED");
-    let response = http
-        .post(format!("{base}/v2/team-a/app/blobs/uploads/"))
-        .send()
-        .await
-        .unwrap();
+    let response = send(
+        &http,
+        Method::POST,
+        format!("{base}/v2/team-a/app/blobs/uploads/"),
+        None,
+    )
+    .await;
     assert!(challenge(&response).ends_with("scope=\"repository:team-a/app:pull,push\""));
 
     // alice pushes to team-a; the token says what it grants.
@@ -95,12 +113,13 @@ async fn builtin_token_server_and_policies() {
         )
         .await;
     assert_eq!(granted, "");
-    let response = http
-        .post(format!("{base}/v2/team-b/app/blobs/uploads/"))
-        .bearer_auth(&token_b)
-        .send()
-        .await
-        .unwrap();
+    let response = send(
+        &http,
+        Method::POST,
+        format!("{base}/v2/team-b/app/blobs/uploads/"),
+        Some(&token_b),
+    )
+    .await;
     assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
     assert_eq!(
         challenge(&response),
@@ -144,12 +163,13 @@ async fn builtin_token_server_and_policies() {
         reg.get_manifest(Some(&anonymous), "public/tool", "1").await,
         StatusCode::OK
     );
-    let response = http
-        .post(format!("{base}/v2/public/tool/blobs/uploads/"))
-        .bearer_auth(&anonymous)
-        .send()
-        .await
-        .unwrap();
+    let response = send(
+        &http,
+        Method::POST,
+        format!("{base}/v2/public/tool/blobs/uploads/"),
+        Some(&anonymous),
+    )
+    .await;
     assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
     assert_eq!(
         reg.get_manifest(None, "team-a/app", "1").await,
@@ -165,12 +185,7 @@ async fn builtin_token_server_and_policies() {
         .await;
     assert_eq!(granted, "");
     let url = format!("{base}/v2/team-a/app/manifests/{digest}");
-    let response = http
-        .delete(&url)
-        .bearer_auth(&alice_delete)
-        .send()
-        .await
-        .unwrap();
+    let response = send(&http, Method::DELETE, &url, Some(&alice_delete)).await;
     assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
     assert!(challenge(&response).contains("scope=\"repository:team-a/app:delete\""));
     let (admin_delete, _) = reg
@@ -179,21 +194,17 @@ async fn builtin_token_server_and_policies() {
             &["repository:team-a/app:delete"],
         )
         .await;
-    let response = http
-        .delete(&url)
-        .bearer_auth(&admin_delete)
-        .send()
-        .await
-        .unwrap();
+    let response = send(&http, Method::DELETE, &url, Some(&admin_delete)).await;
     assert_eq!(response.status(), StatusCode::ACCEPTED);
 
     // The catalog needs registry:catalog:*.
-    let response = http
-        .get(format!("{base}/v2/_catalog"))
-        .bearer_auth(&token)
-        .send()
-        .await
-        .unwrap();
+    let response = send(
+        &http,
+        Method::GET,
+        format!("{base}/v2/_catalog"),
+        Some(&token),
+    )
+    .await;
     assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
     assert!(
         challenge(&response).contains("scope=\"registry:catalog:*\",error=\"insufficient_scope\"")
@@ -202,22 +213,24 @@ async fn builtin_token_server_and_policies() {
         .token(Some(("alice", "alice-pw")), &["registry:catalog:*"])
         .await;
     assert_eq!(granted, "");
-    let response = http
-        .get(format!("{base}/v2/_catalog"))
-        .bearer_auth(&alice_catalog)
-        .send()
-        .await
-        .unwrap();
+    let response = send(
+        &http,
+        Method::GET,
+        format!("{base}/v2/_catalog"),
+        Some(&alice_catalog),
+    )
+    .await;
     assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
     let (admin_catalog, _) = reg
         .token(Some(("admin", "admin-pw")), &["registry:catalog:*"])
         .await;
-    let response = http
-        .get(format!("{base}/v2/_catalog"))
-        .bearer_auth(&admin_catalog)
-        .send()
-        .await
-        .unwrap();
+    let response = send(
+        &http,
+        Method::GET,
+        format!("{base}/v2/_catalog"),
+        Some(&admin_catalog),
+    )
+    .await;
     assert_eq!(response.status(), StatusCode::OK);
     let body: Value = response.json().await.unwrap();
     assert_eq!(
@@ -307,7 +320,7 @@ async fn hostile_tokens_are_refused() {
         let http = http.clone();
         let url = url.clone();
         async move {
-            let response = http.get(&url).bearer_auth(token).send().await.unwrap();
+            let response = send(&http, Method::GET, &url, Some(&token)).await;
             (response.status(), challenge(&response))
         }
     };
@@ -418,12 +431,13 @@ async fn hostile_tokens_are_refused() {
     let (code, header) = status(other_repo).await;
     assert_eq!(code, StatusCode::UNAUTHORIZED);
     assert!(header.contains("error=\"insufficient_scope\""), "{header}");
-    let response = http
-        .post(format!("{base}/v2/team-a/app/blobs/uploads/"))
-        .bearer_auth(&good)
-        .send()
-        .await
-        .unwrap();
+    let response = send(
+        &http,
+        Method::POST,
+        format!("{base}/v2/team-a/app/blobs/uploads/"),
+        Some(&good),
+    )
+    .await;
     assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
     assert!(challenge(&response)
         .contains("scope=\"repository:team-a/app:pull,push\",error=\"insufficient_scope\""));
@@ -440,51 +454,33 @@ async fn htpasswd_mode_with_reload_and_policy() {
     let reg = AuthRegistry::start_htpasswd();
     let http = reqwest::Client::new();
     let base = reg.registry.url();
-    let response = http.get(format!("{base}/v2/")).send().await.unwrap();
+    let response = send(&http, Method::GET, format!("{base}/v2/"), None).await;
     assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
     assert_eq!(challenge(&response), "Basic realm=\"test-realm\"");
-    let ok = http
-        .get(format!("{base}/v2/"))
-        .basic_auth("alice", Some("alice-pw"))
-        .send()
-        .await
-        .unwrap();
+    let get = |path: &str, user: &str, password: &str| {
+        http.get(format!("{base}{path}"))
+            .basic_auth(user, Some(password))
+            .send()
+    };
+    let ok = get("/v2/", "alice", "alice-pw").await.unwrap();
     assert_eq!(ok.status(), StatusCode::OK);
-    let wrong = http
-        .get(format!("{base}/v2/"))
-        .basic_auth("alice", Some("wrong"))
-        .send()
-        .await
-        .unwrap();
+    let wrong = get("/v2/", "alice", "wrong").await.unwrap();
     assert_eq!(wrong.status(), StatusCode::UNAUTHORIZED);
     // Signed in, but the policy refuses: 403 DENIED.
-    let response = http
-        .get(format!("{base}/v2/team-b/app/tags/list"))
-        .basic_auth("alice", Some("alice-pw"))
-        .send()
+    let response = get("/v2/team-b/app/tags/list", "alice", "alice-pw")
         .await
         .unwrap();
     assert_eq!(response.status(), StatusCode::FORBIDDEN);
     assert_eq!(error_code(response).await, "DENIED");
 
     // A user added to the file is accepted without a restart.
-    let carol = http
-        .get(format!("{base}/v2/"))
-        .basic_auth("carol", Some("carol-pw"));
-    assert_eq!(
-        carol.send().await.unwrap().status(),
-        StatusCode::UNAUTHORIZED
-    );
+    let carol = get("/v2/", "carol", "carol-pw").await.unwrap();
+    assert_eq!(carol.status(), StatusCode::UNAUTHORIZED);
     reg.add_user("carol", "carol-pw");
     let mut accepted = false;
     let deadline = Instant::now() + Duration::from_secs(10);
     while !accepted && Instant::now() < deadline {
-        let response = http
-            .get(format!("{base}/v2/"))
-            .basic_auth("carol", Some("carol-pw"))
-            .send()
-            .await
-            .unwrap();
+        let response = get("/v2/", "carol", "carol-pw").await.unwrap();
         accepted = response.status() == StatusCode::OK;
         if !accepted {
             tokio::time::sleep(Duration::from_millis(200)).await;
@@ -540,20 +536,22 @@ async fn external_token_server_keys_are_honoured() {
     // RS256 from the certificate's key, EdDSA from the JWKS key.
     for algorithm in [Algorithm::RS256, Algorithm::EdDSA] {
         let token = external.sign(algorithm, "repository:ext/app:pull", "external-service");
-        let response = http
-            .get(format!("{base}/v2/ext/app/tags/list"))
-            .bearer_auth(&token)
-            .send()
-            .await
-            .unwrap();
+        let response = send(
+            &http,
+            Method::GET,
+            format!("{base}/v2/ext/app/tags/list"),
+            Some(&token),
+        )
+        .await;
         assert_eq!(response.status(), StatusCode::NOT_FOUND, "{algorithm:?}");
         let wrong_audience = external.sign(algorithm, "repository:ext/app:pull", "elsewhere");
-        let response = http
-            .get(format!("{base}/v2/ext/app/tags/list"))
-            .bearer_auth(&wrong_audience)
-            .send()
-            .await
-            .unwrap();
+        let response = send(
+            &http,
+            Method::GET,
+            format!("{base}/v2/ext/app/tags/list"),
+            Some(&wrong_audience),
+        )
+        .await;
         assert_eq!(response.status(), StatusCode::UNAUTHORIZED, "{algorithm:?}");
     }
     // The whole conformance run through the external server's tokens.

@@ -45,16 +45,7 @@ fn docker_login_push_pull_logout() {
     let out = dockerd.docker_ok(&["login", &host, "-u", "alice", "-p", "alice-pw"]);
     assert!(out.contains("Login Succeeded"), "{out}");
     // docker keeps the refresh token the OAuth2 POST gave, not the password.
-    let config: Value = serde_json::from_slice(
-        &std::fs::read(dockerd.cli_config_dir().join("config.json")).expect("config.json"),
-    )
-    .expect("config JSON");
-    assert!(
-        config["auths"][&host]["identitytoken"]
-            .as_str()
-            .is_some_and(|t| t.len() > 20),
-        "{config}"
-    );
+    assert_identity_token_kept(&dockerd.cli_config_dir(), &host);
     dockerd.docker_ok(&["push", &image]);
     // team-b is not alice's.
     let other = format!("{host}/team-b/hello:1");
@@ -171,20 +162,7 @@ fn rctl_and_skopeo_with_credentials() {
         "{}",
         String::from_utf8_lossy(&ok.stderr)
     );
-    let config: Value = serde_json::from_slice(
-        &std::fs::read(rctl.docker_config.join("config.json")).expect("config.json"),
-    )
-    .expect("config JSON");
-    assert!(
-        config["auths"][&host]["identitytoken"]
-            .as_str()
-            .is_some_and(|t| t.len() > 20),
-        "{config}"
-    );
-    assert!(
-        !config.to_string().contains("alice-pw"),
-        "the password was stored"
-    );
+    assert_identity_token_kept(&rctl.docker_config, &host);
     rctl.ok(&["pull", "-q", &image]);
     let copy = format!("{host}/team-a/rctl-copy:2");
     rctl.ok(&["tag", &image, &copy]);
@@ -217,4 +195,23 @@ fn tokio_block<T>(future: impl std::future::Future<Output = T>) -> T {
         .build()
         .expect("runtime")
         .block_on(future)
+}
+
+/// The login for `host` in `dir/config.json` holds an identity token (the
+/// token server's refresh token) and not alice's password.
+fn assert_identity_token_kept(dir: &std::path::Path, host: &str) {
+    let text = std::fs::read_to_string(dir.join("config.json")).expect("config.json");
+    let config: Value = serde_json::from_str(&text).expect("config JSON");
+    assert!(
+        config["auths"][host]["identitytoken"]
+            .as_str()
+            .is_some_and(|t| t.len() > 20),
+        "{config}"
+    );
+    use base64::Engine;
+    let encoded = base64::engine::general_purpose::STANDARD.encode("alice:alice-pw");
+    assert!(
+        !text.contains("alice-pw") && !text.contains(&encoded),
+        "the password was stored: {text}"
+    );
 }

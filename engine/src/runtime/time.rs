@@ -15,23 +15,7 @@ pub fn now_nanos() -> u128 {
 pub fn rfc3339(nanos: u128) -> String {
     let secs = (nanos / 1_000_000_000) as i64;
     let frac = (nanos % 1_000_000_000) as u32;
-    let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
-    // Howard Hinnant's civil_from_days.
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    format!(
-        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{frac:09}Z",
-        rem / 3600,
-        rem / 60 % 60,
-        rem % 60
-    )
+    roci::time::rfc3339(secs, Some(frac))
 }
 
 /// "5 seconds", "About a minute", "3 hours", as docker words a duration.

@@ -8,7 +8,7 @@
 //! was used.
 
 use super::query::Query;
-use crate::auth::issuer::{rfc3339, Issuer};
+use crate::auth::issuer::Issuer;
 use crate::auth::scope::AccessEntry;
 use crate::auth::{basic_credentials, Auth, Subject};
 use crate::error::{Code, RegistryError, Result};
@@ -125,7 +125,7 @@ fn answer(
     let mut body = json!({
         "access_token": issued.token,
         "expires_in": issued.expires_in,
-        "issued_at": rfc3339(issued.issued_at),
+        "issued_at": roci::time::rfc3339(i64::try_from(issued.issued_at).unwrap_or_default(), None),
         "scope": granted_scope,
     });
     if !oauth {
