@@ -9,6 +9,7 @@
 use bytes::Bytes;
 use reqwest::header::HeaderMap;
 use reqwest::{Method, Url};
+use roci::challenge::Challenge;
 
 /// A response as the checks look at it.
 pub struct Resp {
@@ -148,28 +149,25 @@ impl Client {
             "Basic {}",
             base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"))
         );
-        let (scheme, params) = challenge.split_once(' ').unwrap_or((challenge, ""));
-        if scheme.eq_ignore_ascii_case("basic") {
-            return Ok(basic);
-        }
-        let params = challenge_params(params);
-        let realm = params
-            .iter()
-            .find(|(k, _)| k == "realm")
-            .map(|(_, v)| v.clone())
-            .ok_or_else(|| format!("challenge without a realm: {challenge}"))?;
+        let (realm, service, scope) = match roci::challenge::parse(challenge) {
+            Some(Challenge::Basic) => return Ok(basic),
+            Some(Challenge::Bearer {
+                realm,
+                service,
+                scope,
+            }) => (realm, service, scope),
+            None => return Err(format!("unsupported challenge: {challenge}")),
+        };
         let mut url = Url::parse(&realm).map_err(|e| format!("bad realm {realm:?}: {e}"))?;
         let scopes = {
             let mut session = self.session();
-            for (key, value) in &params {
-                if key == "scope" && !session.1.contains(value) {
-                    session.1.push(value.clone());
-                }
-            }
+            let mut wanted: Vec<String> = scope.into_iter().collect();
             // A mount also needs pull on the repository it mounts from.
             let target = self.url(location)?;
             if let Some((_, from)) = target.query_pairs().find(|(k, _)| k == "from") {
-                let scope = format!("repository:{from}:pull");
+                wanted.push(format!("repository:{from}:pull"));
+            }
+            for scope in wanted {
                 if !session.1.contains(&scope) {
                     session.1.push(scope);
                 }
@@ -178,10 +176,8 @@ impl Client {
         };
         {
             let mut query = url.query_pairs_mut();
-            for (key, value) in &params {
-                if key == "service" {
-                    query.append_pair(key, value);
-                }
+            if let Some(service) = &service {
+                query.append_pair("service", service);
             }
             for scope in &scopes {
                 query.append_pair("scope", scope);
@@ -257,31 +253,4 @@ impl Client {
     pub async fn delete(&self, location: &str) -> Result<Resp, String> {
         self.send(Method::DELETE, location, &[], None).await
     }
-}
-
-/// The `key="value"` pairs of a challenge (values may hold commas).
-fn challenge_params(text: &str) -> Vec<(String, String)> {
-    let mut out = Vec::new();
-    let mut rest = text.trim();
-    while let Some((key, after)) = rest.split_once('=') {
-        let key = key
-            .trim()
-            .trim_start_matches(',')
-            .trim()
-            .to_ascii_lowercase();
-        let (value, next) = if let Some(quoted) = after.strip_prefix('"') {
-            match quoted.find('"') {
-                Some(end) => (&quoted[..end], &quoted[end + 1..]),
-                None => (quoted, ""),
-            }
-        } else {
-            match after.find(',') {
-                Some(end) => (&after[..end], &after[end..]),
-                None => (after, ""),
-            }
-        };
-        out.push((key, value.to_string()));
-        rest = next.trim_start_matches(',').trim();
-    }
-    out
 }

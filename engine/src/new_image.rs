@@ -100,6 +100,20 @@ impl NewImage {
             .expect("config section is an object")
     }
 
+    /// Sets `key` in the run config's map `section` (`Labels`,
+    /// `ExposedPorts`, `Volumes`), making the map when it is missing or
+    /// not a map.
+    pub fn set_in_run_config(&mut self, section: &str, key: &str, value: Value) {
+        let map = self
+            .run_config()
+            .entry(section)
+            .or_insert_with(|| json!({}));
+        if !map.is_object() {
+            *map = json!({});
+        }
+        map[key] = value;
+    }
+
     /// Adds a history entry; the image's `created` becomes the entry's.
     fn history(&mut self, entry: Value) {
         if let Some(created) = entry.get("created") {

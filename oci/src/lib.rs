@@ -1,10 +1,12 @@
 //! The OCI distribution grammar shared by the registry, the client and the
 //! engine.
 //!
+//! - [`challenge`]: `WWW-Authenticate` challenges (Basic, Bearer).
 //! - [`digest`]: content digests (`sha256:`, `sha512:`) and the streaming hasher.
 //! - [`names`]: repository names, tags and manifest references.
 //! - [`time`]: RFC 3339 timestamps.
 
+pub mod challenge;
 pub mod digest;
 pub mod names;
 pub mod time;

@@ -287,12 +287,8 @@ pub fn build(
         }
         if index == target {
             for (key, value) in &options.labels {
-                let labels = work
-                    .image
-                    .run_config()
-                    .entry("Labels")
-                    .or_insert_with(|| json!({}));
-                labels[key] = Value::String(value.clone());
+                work.image
+                    .set_in_run_config("Labels", key, Value::String(value.clone()));
             }
         }
         builder.done.borrow_mut().insert(index, work.image.clone());
@@ -642,10 +638,9 @@ impl Work<'_> {
                         .ok_or_else(|| bad("ENV needs a value".into()))?;
                     vec![(key.to_string(), self.word(instruction, value.trim())?)]
                 };
-                let config = image.run_config();
                 for (key, value) in pairs {
                     if instruction.keyword == "ENV" {
-                        let env = config.entry("Env").or_insert_with(|| json!([]));
+                        let env = image.run_config().entry("Env").or_insert_with(|| json!([]));
                         if let Some(list) = env.as_array_mut() {
                             list.retain(|e| {
                                 e.as_str().and_then(|e| e.split('=').next()) != Some(key.as_str())
@@ -653,11 +648,7 @@ impl Work<'_> {
                             list.push(Value::String(format!("{key}={value}")));
                         }
                     } else {
-                        let labels = config.entry("Labels").or_insert_with(|| json!({}));
-                        if !labels.is_object() {
-                            *labels = json!({});
-                        }
-                        labels[key] = Value::String(value);
+                        image.set_in_run_config("Labels", &key, Value::String(value));
                     }
                 }
             }
@@ -668,20 +659,12 @@ impl Work<'_> {
                     } else {
                         format!("{port}/tcp")
                     };
-                    let ports = image
-                        .run_config()
-                        .entry("ExposedPorts")
-                        .or_insert_with(|| json!({}));
-                    ports[port] = json!({});
+                    image.set_in_run_config("ExposedPorts", &port, json!({}));
                 }
             }
             "VOLUME" => {
                 for path in self.words(instruction)? {
-                    let volumes = image
-                        .run_config()
-                        .entry("Volumes")
-                        .or_insert_with(|| json!({}));
-                    volumes[path] = json!({});
+                    image.set_in_run_config("Volumes", &path, json!({}));
                 }
             }
             "USER" => {
