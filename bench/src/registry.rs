@@ -211,6 +211,28 @@ async fn push_small(conn: &mut Conn, repo: &str, bytes: &[u8], digest: &str) -> 
     expect(done.status, 201, "finishing a small upload")
 }
 
+/// A row of big-blob transfers in MB/s: `transfer` (seconds taken) on
+/// every server with run `i`'s blob of `blobs`, in `bench/{prefix}-{i}`.
+fn transfer_row(
+    report: &mut Report,
+    servers: &[Server],
+    blobs: &[(BlobSource, String)],
+    prefix: &str,
+    (key, scenario): (&str, String),
+    note: String,
+    transfer: impl Fn(&Server, &str, &BlobSource, &str) -> Result<f64>,
+) -> Result<()> {
+    let measures = alternate(servers, blobs.len(), |server, run| {
+        let (blob, digest) = &blobs[run];
+        let seconds = transfer(server, &format!("bench/{prefix}-{run}"), blob, digest)?;
+        Ok(Sample::value(mb_per_s(blob.size, seconds)))
+    })?;
+    report
+        .rows
+        .push(row(key, scenario, "MB/s", Better::Higher, measures, note));
+    Ok(())
+}
+
 /// One blob of `size` per run (salted from `salt`), with its digest: each
 /// run pushes new content, the same to every server.
 fn blobs_per_run(
@@ -381,88 +403,81 @@ pub fn run(report: &mut Report, plan: &Plan) -> Result<()> {
     // Big blobs, monolithic: one blob per run, the same for both servers.
     eprintln!("registry: {} blob push and pull", size_name(plan.blob));
     let blobs = blobs_per_run(&pattern, plan.blob, runs, 0);
-    let push = alternate(&servers, runs, |server, run| {
-        let (blob, digest) = &blobs[run];
-        let seconds = block(push_monolithic(
-            &server.addr,
-            &format!("bench/blob-{run}"),
-            blob,
-            digest,
-        ))?;
-        Ok(Sample::value(mb_per_s(blob.size, seconds)))
-    })?;
-    report.rows.push(row(
-        "blob_push",
-        format!("blob push {} (monolithic)", size_name(plan.blob)),
-        "MB/s",
-        Better::Higher,
-        push,
+    transfer_row(
+        report,
+        &servers,
+        &blobs,
+        "blob",
+        (
+            "blob_push",
+            format!("blob push {} (monolithic)", size_name(plan.blob)),
+        ),
         String::new(),
-    ));
+        |server, repo, blob, digest| block(push_monolithic(&server.addr, repo, blob, digest)),
+    )?;
     // Pulls from the page cache (the blob pulled once, untimed, first) and
     // from the disk (the page cache dropped), so that neither system is
     // judged by what its push happened to leave in the cache (rregistry
     // writes blobs around it; Distribution through it).
-    let pull = alternate(&servers, runs, |server, run| {
-        let (blob, digest) = &blobs[run];
-        let repo = format!("bench/blob-{run}");
-        block(pull_blob(&server.addr, &repo, digest, blob.size))?;
-        let seconds = block(pull_blob(&server.addr, &repo, digest, blob.size))?;
-        Ok(Sample::value(mb_per_s(blob.size, seconds)))
-    })?;
-    report.rows.push(row(
-        "blob_pull",
-        format!("blob pull {} (cached)", size_name(plan.blob)),
-        "MB/s",
-        Better::Higher,
-        pull,
+    let pull = |server: &Server, repo: &str, blob: &BlobSource, digest: &str| {
+        block(pull_blob(&server.addr, repo, digest, blob.size))
+    };
+    transfer_row(
+        report,
+        &servers,
+        &blobs,
+        "blob",
+        (
+            "blob_pull",
+            format!("blob pull {} (cached)", size_name(plan.blob)),
+        ),
         String::new(),
-    ));
+        |server, repo, blob, digest| {
+            pull(server, repo, blob, digest)?;
+            pull(server, repo, blob, digest)
+        },
+    )?;
     if drop_page_cache().is_ok() {
-        let pull = alternate(&servers, runs, |server, run| {
-            let (blob, digest) = &blobs[run];
-            drop_page_cache().context("dropping the page cache")?;
-            let seconds = block(pull_blob(
-                &server.addr,
-                &format!("bench/blob-{run}"),
-                digest,
-                blob.size,
-            ))?;
-            Ok(Sample::value(mb_per_s(blob.size, seconds)))
-        })?;
-        report.rows.push(row(
-            "blob_pull_cold",
-            format!("blob pull {} (from disk)", size_name(plan.blob)),
-            "MB/s",
-            Better::Higher,
-            pull,
+        transfer_row(
+            report,
+            &servers,
+            &blobs,
+            "blob",
+            (
+                "blob_pull_cold",
+                format!("blob pull {} (from disk)", size_name(plan.blob)),
+            ),
             "page cache dropped before each pull".into(),
-        ));
+            |server, repo, blob, digest| {
+                drop_page_cache().context("dropping the page cache")?;
+                pull(server, repo, blob, digest)
+            },
+        )?;
     }
 
     // Chunked.
     eprintln!("registry: chunked push");
     let chunked = blobs_per_run(&pattern, plan.blob, runs, 1000);
-    let chunk = 16 * 1024 * 1024;
-    let measures = alternate(&servers, runs, |server, run| {
-        let (blob, digest) = &chunked[run];
-        let seconds = block(push_chunked(
-            &server.addr,
-            &format!("bench/chunked-{run}"),
-            blob,
-            digest,
-            chunk,
-        ))?;
-        Ok(Sample::value(mb_per_s(blob.size, seconds)))
-    })?;
-    report.rows.push(row(
-        "blob_push_chunked",
-        format!("blob push {} in 16 MiB chunks", size_name(plan.blob)),
-        "MB/s",
-        Better::Higher,
-        measures,
+    transfer_row(
+        report,
+        &servers,
+        &chunked,
+        "chunked",
+        (
+            "blob_push_chunked",
+            format!("blob push {} in 16 MiB chunks", size_name(plan.blob)),
+        ),
         String::new(),
-    ));
+        |server, repo, blob, digest| {
+            block(push_chunked(
+                &server.addr,
+                repo,
+                blob,
+                digest,
+                16 * 1024 * 1024,
+            ))
+        },
+    )?;
     drop(chunked);
 
     // Small blobs from concurrent clients.

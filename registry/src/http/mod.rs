@@ -17,7 +17,7 @@ pub mod token;
 pub mod uploads;
 
 use crate::action::Action;
-use crate::auth::scope::{need_of, Need, Verb};
+use crate::auth::scope::{Need, Verb};
 use crate::auth::{Auth, Caller};
 use crate::error::{Code, RegistryError, Result};
 use crate::storage::ByteStream;
@@ -76,17 +76,10 @@ async fn dispatch(State(app): State<Arc<App>>, request: Request) -> Response {
         .await
     } else {
         match Action::parse(&method, &path) {
-            Ok(action) => {
-                let need = need_of(&action);
-                match app
-                    .auth
-                    .check(need.as_ref(), request.headers(), client)
-                    .await
-                {
-                    Ok(caller) => handle(&app, action, &caller, request).await,
-                    Err(e) => Err(e),
-                }
-            }
+            Ok(action) => match app.auth.check(&action, request.headers(), client).await {
+                Ok(caller) => handle(&app, action, &caller, request).await,
+                Err(e) => Err(e),
+            },
             Err(e) => Err(e),
         }
     };
