@@ -1,6 +1,7 @@
 //! Content digests (`sha256:<hex>`, `sha512:<hex>`) and the hasher that
 //! computes them while bytes stream past.
 
+use sha2::digest::common::hazmat::SerializableState;
 use sha2::{Digest as _, Sha256, Sha512};
 use std::fmt;
 use std::str::FromStr;
@@ -135,6 +136,30 @@ impl Hasher {
         }
     }
 
+    /// The running state as bytes, so another process (or replica) can
+    /// continue the hash where this one stopped: [`Hasher::resume`].
+    pub fn save(&self) -> Vec<u8> {
+        match self {
+            Hasher::Sha256(h) => h.serialize().to_vec(),
+            Hasher::Sha512(h) => h.serialize().to_vec(),
+        }
+    }
+
+    /// A hasher continued from [`Hasher::save`]'s bytes; `None` when the
+    /// bytes are not a state of `algorithm`.
+    pub fn resume(algorithm: Algorithm, state: &[u8]) -> Option<Hasher> {
+        match algorithm {
+            Algorithm::Sha256 => {
+                let state = state.try_into().ok()?;
+                Sha256::deserialize(state).ok().map(Hasher::Sha256)
+            }
+            Algorithm::Sha512 => {
+                let state = state.try_into().ok()?;
+                Sha512::deserialize(state).ok().map(Hasher::Sha512)
+            }
+        }
+    }
+
     pub fn finish(self) -> Digest {
         let (algorithm, hex) = match self {
             Hasher::Sha256(h) => (Algorithm::Sha256, hex::encode(h.finalize())),
@@ -185,5 +210,23 @@ mod tests {
         let sha512 = Digest::of_bytes(Algorithm::Sha512, b"");
         assert!(sha512.to_string().starts_with("sha512:cf83e135"));
         assert_eq!(sha512.to_string().parse::<Digest>().unwrap(), sha512);
+    }
+
+    #[test]
+    fn a_saved_state_resumes_where_it_stopped() {
+        for algorithm in [Algorithm::Sha256, Algorithm::Sha512] {
+            let mut hasher = Hasher::new(algorithm);
+            hasher.update(b"hello ");
+            let saved = hasher.save();
+            let mut resumed = Hasher::resume(algorithm, &saved).unwrap();
+            resumed.update(b"world");
+            assert_eq!(
+                resumed.finish(),
+                Digest::of_bytes(algorithm, b"hello world")
+            );
+        }
+        assert!(Hasher::resume(Algorithm::Sha256, b"short").is_none());
+        let sha512_state = Hasher::new(Algorithm::Sha512).save();
+        assert!(Hasher::resume(Algorithm::Sha256, &sha512_state).is_none());
     }
 }

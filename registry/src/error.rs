@@ -106,8 +106,8 @@ impl RegistryError {
     }
 }
 
-/// A request body that broke off is the client's doing (400); an upload
-/// that moved under a chunk is a conflict (416); anything else is the
+/// A request body that broke off is the client's doing (400); a full
+/// store is 507 with the cause named; anything else is the
 /// store's fault, logged here and answered 500 `UNKNOWN`.
 impl From<StorageError> for RegistryError {
     fn from(err: StorageError) -> Self {
@@ -119,10 +119,14 @@ impl From<StorageError> for RegistryError {
                     format!("the request body broke off: {e}"),
                 )
             }
-            StorageError::OffsetMismatch { size, offset, .. } => RegistryError::new(
-                Code::RangeInvalid,
-                format!("the upload holds {size} bytes; cannot continue at {offset}"),
-            ),
+            StorageError::Full(key) => {
+                tracing::error!(key, "storage is full");
+                RegistryError::new(
+                    Code::Unknown,
+                    "the registry's storage is full (no space left on device); nothing was kept",
+                )
+                .with_status(StatusCode::INSUFFICIENT_STORAGE)
+            }
             other => {
                 tracing::error!(error = %other, "storage failure");
                 RegistryError::new(Code::Unknown, format!("storage failure: {other}"))

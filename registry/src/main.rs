@@ -7,6 +7,8 @@ use rregistry::server::Server;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+mod fsck;
+
 #[derive(Parser)]
 #[command(
     name = "rregistry",
@@ -29,6 +31,20 @@ enum Command {
         #[arg(value_name = "CONFIG", conflicts_with = "config")]
         config_positional: Option<PathBuf>,
     },
+    /// Check the store's invariants: every blob hashes to its name, every
+    /// link, tag and referrer names something present, every repository is
+    /// in the catalog, no upload is older than the purge age. Exits 1 when
+    /// anything is wrong (listing each problem on stdout), 0 when clean.
+    Fsck {
+        #[arg(long, short = 'c', value_name = "FILE")]
+        config: Option<PathBuf>,
+        #[arg(value_name = "CONFIG", conflicts_with = "config")]
+        config_positional: Option<PathBuf>,
+        /// Put right what is found: remove corrupt blobs, dangling links,
+        /// tags and referrers, and stale uploads; add missing catalog entries.
+        #[arg(long)]
+        repair: bool,
+    },
 }
 
 /// Makes glibc's malloc use one arena for every thread. With its default
@@ -49,10 +65,17 @@ fn limit_malloc_arenas() {
 fn main() -> ExitCode {
     limit_malloc_arenas();
     let cli = Cli::parse();
-    let Command::Serve {
-        config,
-        config_positional,
-    } = cli.command;
+    let (config, config_positional, fsck) = match cli.command {
+        Command::Serve {
+            config,
+            config_positional,
+        } => (config, config_positional, None),
+        Command::Fsck {
+            config,
+            config_positional,
+            repair,
+        } => (config, config_positional, Some(repair)),
+    };
     let path = config
         .or(config_positional)
         .or_else(|| std::env::var_os(rconfig::load::CONFIG_PATH_VAR).map(PathBuf::from));
@@ -80,6 +103,9 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    if let Some(repair) = fsck {
+        return runtime.block_on(fsck::run(&config, repair));
+    }
     runtime.block_on(async move {
         let root = config.storage.root_directory();
         let tls = config.http.tls.is_some();

@@ -5,7 +5,6 @@
 
 use crate::auth::{Auth, AuthError};
 use crate::http::{router, App, ClientAddr};
-use crate::storage::fs::FsBackend;
 use crate::storage::StorageError;
 use crate::store::{Options, Registry};
 use axum::http::{HeaderMap, HeaderName, HeaderValue};
@@ -56,9 +55,8 @@ pub struct Server {
 impl Server {
     /// Opens storage and binds the listener as `config` says.
     pub async fn bind(config: Config) -> Result<Server, ServeError> {
-        let backend = FsBackend::open(config.storage.root_directory())?;
         let registry = Registry::new(
-            Arc::new(backend),
+            crate::storage::open(&config)?,
             Options {
                 delete_enabled: config.storage.delete.enabled,
             },

@@ -99,7 +99,12 @@ async fn kill_during_push_leaves_nothing_visible() {
     .unwrap();
     stream.write_all(&data[..data.len() / 2]).unwrap();
     stream.flush().unwrap();
-    std::thread::sleep(Duration::from_millis(300));
+    let tmp = registry.root().join("_tmp");
+    assert!(
+        e2e::process::wait_until(Duration::from_secs(20), || temp_bytes(&tmp) > 0),
+        "the server never started writing the body"
+    );
+    let killed_owner = owner_dir(&tmp);
     registry.kill9();
     drop(stream);
     registry.restart();
@@ -111,12 +116,10 @@ async fn kill_during_push_leaves_nothing_visible() {
         .await
         .unwrap();
     assert_eq!(head.status(), 404, "a half-written blob is visible");
-    let tmp = registry.root().join("_tmp");
-    assert_eq!(
-        std::fs::read_dir(&tmp).unwrap().count(),
-        0,
-        "temp files left in {}",
-        tmp.display()
+    assert_eq!(temp_bytes(&tmp), 0, "temp files left in {}", tmp.display());
+    assert!(
+        !tmp.join(&killed_owner).exists(),
+        "the killed process's temp directory was not cleared"
     );
     let blobs = registry.root().join("blobs");
     if blobs.exists() {
@@ -218,4 +221,27 @@ async fn shared_blobs_are_stored_once() {
         1,
         "the blob is stored more than once"
     );
+}
+
+/// Bytes in temp files under `tmp` (each process's directory; lock files are empty).
+fn temp_bytes(tmp: &std::path::Path) -> u64 {
+    let mut total = 0;
+    for entry in std::fs::read_dir(tmp).into_iter().flatten().flatten() {
+        match entry.file_type() {
+            Ok(t) if t.is_dir() => total += temp_bytes(&entry.path()),
+            Ok(_) => total += entry.metadata().map(|m| m.len()).unwrap_or(0),
+            Err(_) => {}
+        }
+    }
+    total
+}
+
+/// The name of the (only) process temp directory under `tmp`.
+fn owner_dir(tmp: &std::path::Path) -> String {
+    std::fs::read_dir(tmp)
+        .expect("temp root")
+        .flatten()
+        .find(|e| e.file_type().map(|t| t.is_dir()).unwrap_or(false))
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .expect("a process temp directory")
 }

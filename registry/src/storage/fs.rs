@@ -1,11 +1,12 @@
 //! The filesystem backend: one file per key under a root directory.
 //!
-//! Writes go to a temp file under `<root>/_tmp`, are fsynced, then renamed
-//! into place (and the directory fsynced), so a `kill -9` or a crash leaves
-//! either the old object or the new one, never a torn file. Conditional
-//! writes use `link(2)`, which fails when the target exists. An upload's
-//! chunks are appended without `fsync`; `rename` syncs the file before it
-//! publishes it. Streams are
+//! Writes go to a temp file under `<root>/_tmp/<process>/`, are fsynced,
+//! then renamed into place (and the directory fsynced), so a `kill -9` or a
+//! crash leaves either the old object or the new one, never a torn file.
+//! Conditional writes use `link(2)`, which fails when the target exists, in
+//! this process or any other. Several processes may serve one root: each
+//! holds a lock on its own temp directory, and a process starting clears
+//! only the temp directories whose owner is gone. Streams are
 //! copied by a blocking thread fed through a bounded channel, so network
 //! reads, hashing and disk writes overlap; the thread writes around the
 //! page cache where the filesystem allows ([`super::direct`]). A stream
@@ -28,6 +29,7 @@ use futures_util::StreamExt;
 use std::io::{Read, Seek, SeekFrom, Write};
 use std::ops::Range;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use tokio::sync::mpsc;
 
 const TMP_DIR: &str = "_tmp";
@@ -54,22 +56,37 @@ const INLINE_READ_LIMIT: u64 = 1024 * 1024;
 #[derive(Debug, Clone)]
 pub struct FsBackend {
     root: PathBuf,
+    /// This process's temp directory, `<root>/_tmp/<uuid>`.
+    tmp: PathBuf,
+    /// Held for as long as the backend lives: tells other processes that
+    /// `tmp` is in use.
+    _lock: Arc<std::fs::File>,
 }
 
 impl FsBackend {
-    /// Opens (creating) the store at `root` and clears temp files a crash left.
+    /// Opens (creating) the store at `root`, takes a temp directory of its
+    /// own and clears those that processes which are gone left behind.
     pub fn open(root: impl Into<PathBuf>) -> Result<FsBackend> {
         let root = root.into();
-        let tmp = root.join(TMP_DIR);
+        let tmp_root = root.join(TMP_DIR);
         let io = |source| StorageError::Io {
-            key: tmp.display().to_string(),
+            key: tmp_root.display().to_string(),
             source,
         };
-        if tmp.exists() {
-            std::fs::remove_dir_all(&tmp).map_err(io)?;
-        }
+        std::fs::create_dir_all(&tmp_root).map_err(io)?;
+        let owner = uuid::Uuid::new_v4().to_string();
+        let lock =
+            std::fs::File::create(tmp_root.join(format!("{owner}{LOCK_SUFFIX}"))).map_err(io)?;
+        lock.try_lock()
+            .map_err(|e| io(std::io::Error::other(e.to_string())))?;
+        clear_abandoned_temps(&tmp_root).map_err(io)?;
+        let tmp = tmp_root.join(&owner);
         std::fs::create_dir_all(&tmp).map_err(io)?;
-        Ok(FsBackend { root })
+        Ok(FsBackend {
+            root,
+            tmp,
+            _lock: Arc::new(lock),
+        })
     }
 
     pub fn root(&self) -> &Path {
@@ -82,9 +99,46 @@ impl FsBackend {
     }
 
     fn temp_path(&self) -> PathBuf {
-        self.root
-            .join(TMP_DIR)
-            .join(uuid::Uuid::new_v4().to_string())
+        self.tmp.join(uuid::Uuid::new_v4().to_string())
+    }
+}
+
+const LOCK_SUFFIX: &str = ".lock";
+
+/// Removes what other processes left in `_tmp`: the temp directory of each
+/// lock file nobody holds any more, and anything with no lock file at all
+/// (temp files of versions that kept them directly in `_tmp`).
+fn clear_abandoned_temps(tmp_root: &Path) -> std::io::Result<()> {
+    for entry in std::fs::read_dir(tmp_root)? {
+        let path = entry?.path();
+        let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
+        if let Some(owner) = name.strip_suffix(LOCK_SUFFIX) {
+            let lock = match std::fs::File::open(&path) {
+                Ok(lock) => lock,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+                Err(e) => return Err(e),
+            };
+            if lock.try_lock().is_ok() {
+                remove_any(&tmp_root.join(owner))?;
+                remove_any(&path)?;
+            }
+        } else if !tmp_root.join(format!("{name}{LOCK_SUFFIX}")).exists() {
+            remove_any(&path)?;
+        }
+    }
+    Ok(())
+}
+
+/// Removes a file or a directory tree; absent is fine.
+fn remove_any(path: &Path) -> std::io::Result<()> {
+    let result = match std::fs::symlink_metadata(path) {
+        Ok(meta) if meta.is_dir() => std::fs::remove_dir_all(path),
+        Ok(_) => std::fs::remove_file(path),
+        Err(e) => Err(e),
+    };
+    match result {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        other => other,
     }
 }
 
@@ -92,6 +146,8 @@ fn io_err(key: &str) -> impl FnOnce(std::io::Error) -> StorageError + '_ {
     move |source| {
         if source.kind() == std::io::ErrorKind::NotFound {
             StorageError::NotFound(key.to_string())
+        } else if matches!(source.raw_os_error(), Some(libc::ENOSPC | libc::EDQUOT)) {
+            StorageError::Full(key.to_string())
         } else {
             StorageError::Io {
                 key: key.to_string(),
@@ -126,39 +182,23 @@ fn publish(temp: &Path, target: &Path) -> std::io::Result<()> {
     fsync_dir(parent)
 }
 
-/// Whether [`copy_into`] ends with an `fsync`.
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum Durable {
-    Now,
-    /// Later, by whoever publishes the file ([`Backend::rename`]).
-    Later,
-}
-
-/// Copies `body` into `file` (already positioned at `offset`) on a
-/// blocking thread, syncs it when asked, and returns the number of bytes
-/// copied and whether any went around the page cache.
-async fn copy_into(
-    key: &str,
-    file: std::fs::File,
-    offset: u64,
-    mut body: ByteStream,
-    sync: Durable,
-) -> Result<(u64, bool)> {
+/// Copies `body` into the new `file` on a blocking thread, syncs it, and
+/// returns the number of bytes copied and whether any went around the page
+/// cache.
+async fn copy_into(key: &str, file: std::fs::File, mut body: ByteStream) -> Result<(u64, bool)> {
     let (tx, mut rx) = mpsc::channel::<Bytes>(CHANNEL_DEPTH);
     let writer = tokio::task::spawn_blocking(move || -> std::io::Result<(u64, bool)> {
         // No early writeback (`sync_file_range` every few MiB): on this
         // project's machines it made a 1 GiB push take 1.3-2.3 s instead
         // of 1.0-1.2 s; the disk's work competed with the hashing.
-        let mut writer = BlockWriter::new(file, offset);
+        let mut writer = BlockWriter::new(file, 0);
         let mut written = 0u64;
         while let Some(chunk) = rx.blocking_recv() {
             writer.write(&chunk)?;
             written += chunk.len() as u64;
         }
         let (file, direct) = writer.finish()?;
-        if sync == Durable::Now {
-            file.sync_data()?;
-        }
+        file.sync_data()?;
         Ok((written, direct))
     });
     let mut source_error = None;
@@ -275,7 +315,7 @@ impl Backend for FsBackend {
             let temp = temp.clone();
             blocking(key, move || std::fs::File::create(temp)).await?
         };
-        let result = copy_into(key, file, 0, body, Durable::Now).await;
+        let result = copy_into(key, file, body).await;
         let outcome = match result {
             Ok((written, _)) => {
                 let temp = temp.clone();
@@ -331,41 +371,6 @@ impl Backend for FsBackend {
         .await
     }
 
-    async fn append(&self, key: &str, offset: u64, body: ByteStream) -> Result<u64> {
-        let path = self.path(key)?;
-        let key_owned = key.to_string();
-        let file = blocking(key, move || {
-            if let Some(parent) = path.parent() {
-                std::fs::create_dir_all(parent)?;
-            }
-            let mut file = std::fs::OpenOptions::new()
-                .create(true)
-                .truncate(false)
-                .read(true)
-                .write(true)
-                .open(&path)?;
-            let size = file.metadata()?.len();
-            if size < offset {
-                return Ok(Err(StorageError::OffsetMismatch {
-                    key: key_owned,
-                    size,
-                    offset,
-                }));
-            }
-            if size > offset {
-                file.set_len(offset)?;
-            }
-            file.seek(SeekFrom::Start(offset))?;
-            Ok(Ok(file))
-        })
-        .await??;
-        // Chunks are not synced one by one: a crash loses at most the hash
-        // state, and completing the upload then re-reads and verifies the
-        // data, which `rename` syncs before publishing it.
-        let (written, _) = copy_into(key, file, offset, body, Durable::Later).await?;
-        Ok(offset + written)
-    }
-
     async fn rename(&self, from: &str, to: &str) -> Result<()> {
         let source = self.path(from)?;
         let target = self.path(to)?;
@@ -387,10 +392,18 @@ impl Backend for FsBackend {
 
     async fn delete_prefix(&self, prefix: &str) -> Result<()> {
         let path = self.path(prefix)?;
-        match tokio::fs::remove_dir_all(&path).await {
-            Ok(()) => Ok(()),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
-            Err(e) => Err(io_err(prefix)(e)),
+        // Another request may create an entry inside while the tree is
+        // being removed (a late chunk of a completed upload); try again.
+        let mut attempts = 0;
+        loop {
+            match tokio::fs::remove_dir_all(&path).await {
+                Ok(()) => return Ok(()),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+                Err(e) if e.kind() == std::io::ErrorKind::DirectoryNotEmpty && attempts < 5 => {
+                    attempts += 1;
+                }
+                Err(e) => return Err(io_err(prefix)(e)),
+            }
         }
     }
 
@@ -434,14 +447,27 @@ mod tests {
     #[tokio::test]
     async fn crash_leftovers_are_cleared_and_never_visible() {
         let dir = tempfile::tempdir().unwrap();
-        let _first = FsBackend::open(dir.path()).unwrap();
-        // A temp file as a killed writer leaves it.
-        std::fs::write(dir.path().join(TMP_DIR).join("partial"), b"half").unwrap();
+        let tmp_root = dir.path().join(TMP_DIR);
+        let first = FsBackend::open(dir.path()).unwrap();
+        // A temp file as an older version's killed writer leaves it, and
+        // one in the temp directory of a process that is gone.
+        std::fs::write(tmp_root.join("partial"), b"half").unwrap();
+        let gone = FsBackend::open(dir.path()).unwrap();
+        let gone_temp = gone.temp_path();
+        std::fs::write(&gone_temp, b"half").unwrap();
+        drop(gone);
+        // A live process's temp file, being written.
+        let live_temp = first.temp_path();
+        std::fs::write(&live_temp, b"in flight").unwrap();
+
         let reopened = FsBackend::open(dir.path()).unwrap();
-        assert!(std::fs::read_dir(dir.path().join(TMP_DIR))
-            .unwrap()
-            .next()
-            .is_none());
+        assert!(!tmp_root.join("partial").exists());
+        assert!(!gone_temp.exists());
+        assert!(!gone_temp.parent().unwrap().exists());
+        assert!(
+            live_temp.exists(),
+            "another live process's temp file was removed"
+        );
         assert!(reopened.stat("partial").await.unwrap().is_none());
     }
 }

@@ -37,8 +37,9 @@ pub enum StorageError {
     NotFound(String),
     #[error("invalid storage key {0:?}")]
     InvalidKey(String),
-    #[error("object {key} holds {size} bytes, cannot write at offset {offset}")]
-    OffsetMismatch { key: String, size: u64, offset: u64 },
+    /// The store has no room left (ENOSPC, EDQUOT): nothing was kept.
+    #[error("storage is full writing {0}")]
+    Full(String),
     /// The incoming stream failed (a client that went away): not the store's fault.
     #[error("reading the request body failed: {0}")]
     Source(std::io::Error),
@@ -61,7 +62,8 @@ pub trait Backend: Send + Sync + 'static {
     async fn read(&self, key: &str, range: Option<Range<u64>>) -> Result<ByteStream>;
 
     /// Writes an object from a stream, replacing any previous one atomically.
-    /// Returns the number of bytes written.
+    /// Returns the number of bytes written. When the stream or the write
+    /// fails, nothing is left behind (not even a partial object).
     async fn write(&self, key: &str, body: ByteStream) -> Result<u64>;
 
     /// Writes a small object held in memory, atomically.
@@ -69,14 +71,9 @@ pub trait Backend: Send + Sync + 'static {
 
     /// Writes a small object only if none exists (a conditional put).
     /// Returns `false`, writing nothing, when the key was already present.
+    /// Of two writers racing on one key, in one process or several, exactly
+    /// one gets `true`: uploads and tags are serialised by this alone.
     async fn write_if_absent(&self, key: &str, bytes: Bytes) -> Result<bool>;
-
-    /// Continues a growing object at `offset` (discarding anything stored at
-    /// or after it) and returns its new size. Fails with
-    /// [`StorageError::OffsetMismatch`] when the object is shorter than
-    /// `offset`; an absent object counts as empty. The appended bytes need
-    /// not be durable until the object is renamed.
-    async fn append(&self, key: &str, offset: u64, body: ByteStream) -> Result<u64>;
 
     /// Moves an object to another key atomically, replacing what was there;
     /// the object is durable at its new key when this returns.
@@ -91,6 +88,13 @@ pub trait Backend: Send + Sync + 'static {
     /// The names directly under `prefix/` (objects and deeper prefixes),
     /// sorted bytewise, strictly after `after`, at most `limit` of them.
     async fn list(&self, prefix: &str, after: Option<&str>, limit: usize) -> Result<Vec<String>>;
+}
+
+/// The backend the configuration names (today: the filesystem).
+pub fn open(config: &rconfig::Config) -> Result<std::sync::Arc<dyn Backend>> {
+    Ok(std::sync::Arc::new(fs::FsBackend::open(
+        config.storage.root_directory(),
+    )?))
 }
 
 /// Refuses keys that could leave the store's root.

@@ -113,45 +113,19 @@ pub async fn run(backend: &dyn Backend) {
         Bytes::from_static(b"1")
     );
 
-    // Appends: in order, overwrite past the offset, refuse gaps.
+    // Of many writers racing on one key, exactly one wins.
+    let racers = (0..16u8).map(|i| backend.write_if_absent("c/race", Bytes::from(vec![i])));
+    let won = futures_util::future::join_all(racers).await;
+    assert_eq!(won.iter().filter(|w| matches!(w, Ok(true))).count(), 1);
+    assert_eq!(won.iter().filter(|w| matches!(w, Ok(false))).count(), 15);
+
     assert_eq!(
         backend
-            .append("u/data", 0, stream_of(&[b"abc"]))
-            .await
-            .unwrap(),
-        3
-    );
-    assert_eq!(
-        backend
-            .append("u/data", 3, stream_of(&[b"def"]))
-            .await
-            .unwrap(),
-        6
-    );
-    assert_eq!(
-        backend
-            .append("u/data", 4, stream_of(&[b"XY"]))
+            .write("u/data", stream_of(&[b"abc", b"dXY"]))
             .await
             .unwrap(),
         6
     );
-    assert_eq!(
-        backend.read_all("u/data").await.unwrap(),
-        Bytes::from_static(b"abcdXY")
-    );
-    assert!(matches!(
-        backend.append("u/data", 9, stream_of(&[b"z"])).await,
-        Err(StorageError::OffsetMismatch {
-            size: 6,
-            offset: 9,
-            ..
-        })
-    ));
-    assert_eq!(
-        backend.append("u/empty", 0, stream_of(&[])).await.unwrap(),
-        0
-    );
-    assert_eq!(backend.stat("u/empty").await.unwrap().unwrap().size, 0);
 
     // Rename moves atomically and replaces.
     backend.rename("u/data", "d/moved").await.unwrap();

@@ -7,7 +7,8 @@
 //! repositories/<name>/_tags/<tag>                    a tag (the digest it points to)
 //! repositories/<name>/_referrers/<alg>/<hex>/<alg>-<hex>  a referrer of a subject (its descriptor, JSON)
 //! catalog/<hex of name>                              one key per repository, listed in name order
-//! uploads/<id>/info, uploads/<id>/data               an upload in progress
+//! uploads/<id>/log/<seq>                             an upload's history, one entry per step (JSON)
+//! uploads/<id>/parts/<part>                          the bytes of one accepted chunk, never rewritten
 //! ```
 //!
 //! Repository components never start with `_`, so the `_`-prefixed entries
@@ -82,10 +83,19 @@ pub fn upload(id: &str) -> String {
     format!("{UPLOADS}/{id}")
 }
 
-pub fn upload_info(id: &str) -> String {
-    format!("{UPLOADS}/{id}/info")
+pub fn upload_log(id: &str) -> String {
+    format!("{UPLOADS}/{id}/log")
 }
 
-pub fn upload_data(id: &str) -> String {
-    format!("{UPLOADS}/{id}/data")
+/// Log entries are numbered with 20 digits, so listing them lists them in order.
+pub fn upload_log_entry(id: &str, seq: u64) -> String {
+    format!("{UPLOADS}/{id}/log/{seq:020}")
+}
+
+pub fn upload_parts(id: &str) -> String {
+    format!("{UPLOADS}/{id}/parts")
+}
+
+pub fn upload_part(id: &str, part: &str) -> String {
+    format!("{UPLOADS}/{id}/parts/{part}")
 }

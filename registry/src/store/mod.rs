@@ -4,15 +4,19 @@
 //! - [`layout`]: the key of each object.
 //! - [`blobs`]: reading, linking, mounting and deleting blobs.
 //! - [`uploads`]: resumable uploads whose state lives in storage.
+//! - [`upload_log`]: an upload's history, advanced by conditional puts.
 //! - [`manifests`]: validation, storage, tags and deletion of manifests.
 //! - [`listing`]: tags, catalog and referrers listings.
+//! - [`fsck`]: the invariant checker behind `rregistry fsck`.
 //! - [`hashing`]: a stream adapter that hashes bytes as they pass.
 
 pub mod blobs;
+pub mod fsck;
 pub mod hashing;
 pub mod layout;
 pub mod listing;
 pub mod manifests;
+pub mod upload_log;
 pub mod uploads;
 
 use crate::storage::Backend;
@@ -30,15 +34,10 @@ pub struct Options {
 pub struct Registry {
     backend: Arc<dyn Backend>,
     options: Options,
-    uploads: Arc<uploads::HasherCache>,
 }
 
 impl Registry {
     pub fn new(backend: Arc<dyn Backend>, options: Options) -> Registry {
-        Registry {
-            backend,
-            options,
-            uploads: Arc::new(uploads::HasherCache::default()),
-        }
+        Registry { backend, options }
     }
 }

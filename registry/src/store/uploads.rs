@@ -1,53 +1,20 @@
-//! Resumable uploads. Their state is in storage: `uploads/<id>/info` names
-//! the repository, `uploads/<id>/data` holds the bytes received in order, and
-//! its size is the upload's offset. A restarted server, or another replica,
-//! continues from there. The running hash of each upload is kept in memory
-//! as a shortcut; when it is missing (a restart) or of another algorithm,
-//! completion re-reads the data to verify it. Nothing becomes a blob before
-//! its digest is verified.
+//! Resumable uploads, whose whole state is in storage (see
+//! [`super::upload_log`]): any process serving the same storage, a restarted
+//! one or another replica, continues an upload where it stands, and two
+//! requests racing on one upload cannot mix their bytes. A chunk is kept
+//! only whole: one that fails or breaks off leaves the upload at its
+//! previous offset. Nothing becomes a blob before its digest is verified.
 
 use super::hashing::tally;
+use super::upload_log::{Entry, Log, Part};
 use super::{layout, Registry};
 use crate::digest::{Algorithm, Digest, Hasher};
 use crate::error::{Code, RegistryError, Result};
 use crate::names::RepoName;
 use crate::storage::{ByteStream, StorageError};
 use bytes::Bytes;
-use futures_util::StreamExt;
-use serde::{Deserialize, Serialize};
-use std::collections::HashMap;
-use std::sync::Mutex;
+use futures_util::{StreamExt, TryStreamExt};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
-
-/// Running sha256 states of uploads, keyed by upload id, valid at an offset.
-#[derive(Default)]
-pub struct HasherCache(Mutex<HashMap<String, (u64, Hasher)>>);
-
-impl HasherCache {
-    fn take(&self, id: &str, offset: u64) -> Option<Hasher> {
-        let mut map = self.0.lock().unwrap_or_else(|p| p.into_inner());
-        match map.remove(id) {
-            Some((at, hasher)) if at == offset => Some(hasher),
-            _ => None,
-        }
-    }
-
-    fn put(&self, id: &str, offset: u64, hasher: Hasher) {
-        let mut map = self.0.lock().unwrap_or_else(|p| p.into_inner());
-        map.insert(id.to_string(), (offset, hasher));
-    }
-
-    fn forget(&self, id: &str) {
-        let mut map = self.0.lock().unwrap_or_else(|p| p.into_inner());
-        map.remove(id);
-    }
-}
-
-#[derive(Serialize, Deserialize)]
-struct UploadInfo {
-    repository: String,
-    started: u64,
-}
 
 /// A chunk's declared position, from its `Content-Range` and `Content-Length`.
 #[derive(Debug, Clone, Copy, Default)]
@@ -66,46 +33,53 @@ fn valid_id(id: &str) -> bool {
     uuid::Uuid::parse_str(id).is_ok()
 }
 
+fn now_secs() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_secs()
+}
+
+/// 416 with the headers a client needs to resume at `offset`.
+fn range_conflict(name: &RepoName, id: &str, offset: u64, message: String) -> RegistryError {
+    RegistryError::new(Code::RangeInvalid, message)
+        .with_header("range", range_header(offset))
+        .with_header("location", upload_location(name, id))
+        .with_header("docker-upload-uuid", id.to_string())
+}
+
 impl Registry {
     /// Starts an upload into `name` and returns its id.
     pub async fn start_upload(&self, name: &RepoName) -> Result<String> {
         let id = uuid::Uuid::new_v4().to_string();
-        let info = UploadInfo {
-            repository: name.to_string(),
-            started: SystemTime::now()
-                .duration_since(UNIX_EPOCH)
-                .unwrap_or_default()
-                .as_secs(),
-        };
-        let bytes = serde_json::to_vec(&info)
-            .map_err(|e| RegistryError::new(Code::Unknown, e.to_string()))?;
-        self.backend
-            .write_all(&layout::upload_info(&id), Bytes::from(bytes))
-            .await?;
+        let log = Log::new(self.backend.as_ref(), &id);
+        if !log
+            .append(0, &Entry::first(name.as_str(), now_secs()))
+            .await?
+        {
+            return Err(RegistryError::new(Code::Unknown, "upload id collision"));
+        }
         Ok(id)
+    }
+
+    /// The latest entry of an open upload of `name`; `BLOB_UPLOAD_UNKNOWN`
+    /// unless the upload exists, belongs to `name` and is not completing.
+    async fn open_upload(&self, name: &RepoName, id: &str) -> Result<(u64, Entry)> {
+        if !valid_id(id) {
+            return Err(upload_unknown(id));
+        }
+        match Log::new(self.backend.as_ref(), id).latest().await? {
+            Some((seq, entry)) if entry.repository == name.as_str() && !entry.closed => {
+                Ok((seq, entry))
+            }
+            _ => Err(upload_unknown(id)),
+        }
     }
 
     /// The number of bytes an upload holds; `BLOB_UPLOAD_UNKNOWN` unless the
     /// upload exists and belongs to `name`.
     pub async fn upload_size(&self, name: &RepoName, id: &str) -> Result<u64> {
-        if !valid_id(id) {
-            return Err(upload_unknown(id));
-        }
-        let info = match self.backend.read_all(&layout::upload_info(id)).await {
-            Ok(info) => info,
-            Err(StorageError::NotFound(_)) => return Err(upload_unknown(id)),
-            Err(e) => return Err(e.into()),
-        };
-        match serde_json::from_slice::<UploadInfo>(&info) {
-            Ok(info) if info.repository == name.as_str() => {}
-            _ => return Err(upload_unknown(id)),
-        }
-        Ok(self
-            .backend
-            .stat(&layout::upload_data(id))
-            .await?
-            .map(|meta| meta.size)
-            .unwrap_or(0))
+        Ok(self.open_upload(name, id).await?.1.offset)
     }
 
     /// Appends a chunk (PATCH). With a `Content-Range`, the chunk must start
@@ -118,71 +92,94 @@ impl Registry {
         bounds: ChunkBounds,
         body: ByteStream,
     ) -> Result<u64> {
-        let size = self.upload_size(name, id).await?;
-        if let Some((start, end)) = bounds.range {
-            if start != size || end < start {
-                return Err(RegistryError::new(
-                    Code::RangeInvalid,
-                    format!(
-                        "chunk range {start}-{end} does not continue the upload at offset {size}"
-                    ),
-                )
-                .with_header("range", range_header(size))
-                .with_header("location", upload_location(name, id))
-                .with_header("docker-upload-uuid", id.to_string()));
+        let (seq, entry) = self.open_upload(name, id).await?;
+        let expected = match bounds.range {
+            Some((start, end)) => {
+                let length = end.checked_sub(start).and_then(|n| n.checked_add(1));
+                match length {
+                    Some(length) if start == entry.offset => Some(length),
+                    _ => return Err(range_conflict(
+                        name,
+                        id,
+                        entry.offset,
+                        format!(
+                            "chunk range {start}-{end} does not continue the upload at offset {}",
+                            entry.offset
+                        ),
+                    )),
+                }
             }
-        }
-        let expected = match (bounds.range, bounds.length) {
-            (Some((start, end)), _) => Some(end - start + 1),
-            (None, length) => length,
+            None => bounds.length,
         };
-        let new_size = self
-            .append_verified_length(id, size, expected, body)
-            .await?;
-        Ok(new_size)
-    }
-
-    /// Appends `body` at `size`, keeping the running hash, and undoes the
-    /// append when fewer or more bytes came than `expected`.
-    async fn append_verified_length(
-        &self,
-        id: &str,
-        size: u64,
-        expected: Option<u64>,
-        body: ByteStream,
-    ) -> Result<u64> {
-        let hasher = if size == 0 {
-            Some(Hasher::new(Algorithm::Sha256))
-        } else {
-            self.uploads.take(id, size)
-        };
-        let (body, seen) = tally(body, hasher);
-        let data = layout::upload_data(id);
-        let result = self.backend.append(&data, size, body).await;
+        let log = Log::new(self.backend.as_ref(), id);
+        let part = uuid::Uuid::new_v4().to_string();
+        let part_key = layout::upload_part(id, &part);
+        let (body, seen) = tally(body, Some(entry.hasher()?));
+        // The part is written whole or not at all: a chunk that fails or
+        // breaks off leaves the upload at its previous offset.
+        let written = self.backend.write(&part_key, body).await;
         let (hasher, count) = seen.take();
-        // On failure, what arrived stays: the client may ask for the offset and resume.
-        let new_size = result?;
-        if let Some(expected) = expected {
-            if count != expected {
-                // Undo the chunk; its bytes are in the dropped hasher, so the
-                // next completion re-reads the data instead.
-                self.backend
-                    .append(&data, size, Box::pin(futures_util::stream::empty()))
-                    .await?;
-                return Err(RegistryError::new(
-                    Code::SizeInvalid,
-                    format!("chunk declared {expected} bytes but {count} arrived"),
-                ));
+        let kept = async {
+            let written = written?;
+            if let Some(expected) = expected {
+                if written != expected {
+                    return Err(RegistryError::new(
+                        Code::SizeInvalid,
+                        format!("chunk declared {expected} bytes but {written} arrived"),
+                    ));
+                }
             }
+            let hasher = hasher.ok_or_else(|| RegistryError::new(Code::Unknown, "hash lost"))?;
+            Ok((written, hasher))
         }
-        if let Some(hasher) = hasher {
-            self.uploads.put(id, new_size, hasher);
+        .await;
+        let (written, hasher) = match kept {
+            Ok(kept) => kept,
+            Err(e) => {
+                self.backend.delete(&part_key).await?;
+                tracing::debug!(upload = id, arrived = count, error = %e, "chunk not kept");
+                return Err(e);
+            }
+        };
+        if written == 0 {
+            self.backend.delete(&part_key).await?;
+            return Ok(entry.offset);
         }
-        Ok(new_size)
+        let offset = entry.offset.checked_add(written).ok_or_else(|| {
+            RegistryError::new(Code::SizeInvalid, "the upload would exceed 2^64 bytes")
+        })?;
+        let next = Entry {
+            offset,
+            part: Some(Part {
+                name: part,
+                size: written,
+            }),
+            sha256: hex::encode(hasher.save()),
+            ..entry
+        };
+        if !log.append(seq + 1, &next).await? {
+            // Another request on this upload got there first.
+            self.backend.delete(&part_key).await?;
+            let now = self.open_upload(name, id).await?.1.offset;
+            return Err(range_conflict(
+                name,
+                id,
+                now,
+                format!("the upload moved to offset {now} while this chunk arrived"),
+            ));
+        }
+        if !log.exists().await? {
+            // Completed or cancelled while this chunk arrived: what we wrote
+            // has no upload left to belong to.
+            self.backend.delete_prefix(&layout::upload(id)).await?;
+            return Err(upload_unknown(id));
+        }
+        Ok(offset)
     }
 
     /// Completes an upload (PUT `?digest=`), with an optional last chunk:
-    /// verifies the digest, then makes the blob visible in `name`.
+    /// closes it to further chunks, verifies the digest, then makes the
+    /// blob visible in `name`. The upload is gone afterwards, either way.
     pub async fn complete_upload(
         &self,
         name: &RepoName,
@@ -190,41 +187,112 @@ impl Registry {
         digest: &Digest,
         last_chunk: Option<(ChunkBounds, ByteStream)>,
     ) -> Result<()> {
-        let mut size = self.upload_size(name, id).await?;
         if let Some((bounds, body)) = last_chunk {
-            size = self.append_chunk(name, id, bounds, body).await?;
+            self.append_chunk(name, id, bounds, body).await?;
         }
-        let data = layout::upload_data(id);
-        if size == 0 {
-            // Nothing was ever written: the data object may not exist yet.
-            self.backend.write_all(&data, Bytes::new()).await?;
+        let (seq, entry) = self.open_upload(name, id).await?;
+        let log = Log::new(self.backend.as_ref(), id);
+        let closing = Entry {
+            part: None,
+            closed: true,
+            ..entry.clone()
+        };
+        if !log.append(seq + 1, &closing).await? {
+            return match self.open_upload(name, id).await {
+                Ok((_, now)) => Err(range_conflict(
+                    name,
+                    id,
+                    now.offset,
+                    format!("the upload moved to offset {} while completing", now.offset),
+                )),
+                Err(e) => Err(e),
+            };
         }
-        let computed = match self.uploads.take(id, size) {
-            Some(hasher) if hasher.algorithm() == digest.algorithm() => hasher.finish(),
-            _ => self.hash_stored(&data, digest.algorithm()).await?,
+        // Closed: no other request can change this upload any more.
+        let outcome = self.publish_upload(name, id, seq, &entry, digest).await;
+        self.backend.delete_prefix(&layout::upload(id)).await?;
+        outcome
+    }
+
+    /// Verifies a closed upload against `digest` and moves it into the blob store.
+    async fn publish_upload(
+        &self,
+        name: &RepoName,
+        id: &str,
+        seq: u64,
+        entry: &Entry,
+        digest: &Digest,
+    ) -> Result<()> {
+        let log = Log::new(self.backend.as_ref(), id);
+        let parts = log.parts(seq, entry.offset).await?;
+        let keys: Vec<String> = parts
+            .iter()
+            .map(|part| layout::upload_part(id, &part.name))
+            .collect();
+        let computed = match digest.algorithm() {
+            Algorithm::Sha256 => entry.hasher()?.finish(),
+            other => self.hash_parts(&keys, other).await?,
         };
         if &computed != digest {
-            self.cancel_upload_unchecked(id).await?;
             return Err(digest_mismatch(digest, &computed));
         }
-        self.commit_blob(name, digest, &data).await?;
-        self.cancel_upload_unchecked(id).await
+        let blob = layout::blob(digest);
+        if self.backend.stat(&blob).await?.is_none() {
+            match keys.as_slice() {
+                [] => self.backend.write_all(&blob, Bytes::new()).await?,
+                [only] => self.backend.rename(only, &blob).await?,
+                _ => {
+                    self.backend.write(&blob, self.concat(keys)).await?;
+                }
+            }
+        }
+        self.link_blob(name, digest).await
+    }
+
+    /// The parts' bytes, one after the other, as one stream.
+    fn concat(&self, keys: Vec<String>) -> ByteStream {
+        let backend = self.backend.clone();
+        let stream = futures_util::stream::iter(keys)
+            .then(move |key| {
+                let backend = backend.clone();
+                async move {
+                    backend
+                        .read(&key, None)
+                        .await
+                        .map_err(std::io::Error::other)
+                }
+            })
+            .try_flatten();
+        Box::pin(stream)
+    }
+
+    async fn hash_parts(&self, keys: &[String], algorithm: Algorithm) -> Result<Digest> {
+        let mut hasher = Hasher::new(algorithm);
+        let mut stream = self.concat(keys.to_vec());
+        while let Some(chunk) = stream.next().await {
+            let chunk = chunk.map_err(|source| StorageError::Io {
+                key: layout::upload_parts(""),
+                source,
+            })?;
+            hasher.update(&chunk);
+        }
+        Ok(hasher.finish())
     }
 
     /// Monolithic upload (POST `?digest=` with the body): stored under a
     /// fresh upload, verified, then committed.
     pub async fn put_blob(&self, name: &RepoName, digest: &Digest, body: ByteStream) -> Result<()> {
         let id = uuid::Uuid::new_v4().to_string();
-        let data = layout::upload_data(&id);
+        let staged = layout::upload_part(&id, "monolithic");
         let (body, seen) = tally(body, Some(Hasher::new(digest.algorithm())));
-        let written = self.backend.write(&data, body).await;
+        let written = self.backend.write(&staged, body).await;
         let outcome = async {
             written?;
             let (hasher, _) = seen.take();
             let computed = hasher.map(Hasher::finish);
             match computed {
                 Some(computed) if &computed == digest => {
-                    self.commit_blob(name, digest, &data).await
+                    self.commit_blob(name, digest, &staged).await
                 }
                 Some(computed) => Err(digest_mismatch(digest, &computed)),
                 None => Err(RegistryError::new(Code::Unknown, "hash state lost")),
@@ -237,34 +305,47 @@ impl Registry {
 
     /// Cancels an upload (DELETE).
     pub async fn cancel_upload(&self, name: &RepoName, id: &str) -> Result<()> {
-        self.upload_size(name, id).await?;
-        self.cancel_upload_unchecked(id).await
-    }
-
-    async fn cancel_upload_unchecked(&self, id: &str) -> Result<()> {
-        self.uploads.forget(id);
+        self.open_upload(name, id).await?;
         self.backend.delete_prefix(&layout::upload(id)).await?;
         Ok(())
     }
 
-    async fn hash_stored(&self, key: &str, algorithm: Algorithm) -> Result<Digest> {
-        let mut hasher = Hasher::new(algorithm);
-        let mut stream = self.backend.read(key, None).await?;
-        while let Some(chunk) = stream.next().await {
-            let chunk = chunk.map_err(|source| StorageError::Io {
-                key: key.to_string(),
-                source,
-            })?;
-            hasher.update(&chunk);
+    /// When upload `id` last changed: its latest log entry, or for what is
+    /// left of one without a log (a monolithic upload, or a chunk that
+    /// arrived after its upload was removed) its newest part. `None` when
+    /// neither exists yet (being created) or any more (just removed).
+    pub(crate) async fn upload_last_touch(&self, id: &str) -> Result<Option<SystemTime>> {
+        let mut keys = Vec::new();
+        let log = self
+            .backend
+            .list(&layout::upload_log(id), None, usize::MAX)
+            .await?;
+        if let Some(last) = log.last() {
+            keys.push(format!("{}/{last}", layout::upload_log(id)));
+        } else {
+            let parts = self
+                .backend
+                .list(&layout::upload_parts(id), None, usize::MAX)
+                .await?;
+            keys.extend(
+                parts
+                    .iter()
+                    .map(|part| format!("{}/{part}", layout::upload_parts(id))),
+            );
         }
-        Ok(hasher.finish())
+        let mut last_touch = None;
+        for key in keys {
+            if let Some(meta) = self.backend.stat(&key).await? {
+                last_touch = last_touch.max(Some(meta.modified));
+            }
+        }
+        Ok(last_touch)
     }
 
-    /// Removes uploads untouched for longer than `age`. Returns the ids
-    /// removed (or, with `dry_run`, that would be).
-    pub async fn purge_uploads(&self, age: Duration, dry_run: bool) -> Result<Vec<String>> {
+    /// Uploads untouched for longer than `age`.
+    pub(crate) async fn stale_uploads(&self, age: Duration) -> Result<Vec<String>> {
         let now = SystemTime::now();
-        let mut purged = Vec::new();
+        let mut stale = Vec::new();
         let mut after: Option<String> = None;
         loop {
             let ids = self
@@ -275,29 +356,28 @@ impl Registry {
                 break;
             };
             for id in ids {
-                let mut last_touch = None;
-                for key in [layout::upload_info(&id), layout::upload_data(&id)] {
-                    if let Some(meta) = self.backend.stat(&key).await? {
-                        last_touch = last_touch.max(Some(meta.modified));
-                    }
-                }
-                // Neither file there: the upload is being created (its
-                // directory exists before its info is renamed in) or was
-                // just completed. Either way it is not idle.
-                let Some(last_touch) = last_touch else {
+                let Some(last_touch) = self.upload_last_touch(&id).await? else {
                     continue;
                 };
-                let idle = now.duration_since(last_touch).unwrap_or_default();
-                if idle > age {
-                    if !dry_run {
-                        self.cancel_upload_unchecked(&id).await?;
-                    }
-                    purged.push(id);
+                if now.duration_since(last_touch).unwrap_or_default() > age {
+                    stale.push(id);
                 }
             }
             after = Some(last);
         }
-        Ok(purged)
+        Ok(stale)
+    }
+
+    /// Removes uploads untouched for longer than `age`. Returns the ids
+    /// removed (or, with `dry_run`, that would be).
+    pub async fn purge_uploads(&self, age: Duration, dry_run: bool) -> Result<Vec<String>> {
+        let stale = self.stale_uploads(age).await?;
+        if !dry_run {
+            for id in &stale {
+                self.backend.delete_prefix(&layout::upload(id)).await?;
+            }
+        }
+        Ok(stale)
     }
 }
 
