@@ -98,15 +98,17 @@ impl Registry {
                 let length = end.checked_sub(start).and_then(|n| n.checked_add(1));
                 match length {
                     Some(length) if start == entry.offset => Some(length),
-                    _ => return Err(range_conflict(
-                        name,
-                        id,
-                        entry.offset,
-                        format!(
+                    _ => {
+                        return Err(range_conflict(
+                            name,
+                            id,
+                            entry.offset,
+                            format!(
                             "chunk range {start}-{end} does not continue the upload at offset {}",
                             entry.offset
                         ),
-                    )),
+                        ))
+                    }
                 }
             }
             None => bounds.length,
