@@ -92,7 +92,8 @@ async fn dispatch(State(app): State<Arc<App>>, request: Request) -> Response {
     let mut response = match result {
         Ok(response) => response,
         Err(e) => {
-            if e.status.is_server_error() {
+            // 501 is a client's framing we do not take, not our failure.
+            if e.status.is_server_error() && e.status != StatusCode::NOT_IMPLEMENTED {
                 tracing::error!(%method, %path, error = %e, "request failed");
             }
             e.into_response()
