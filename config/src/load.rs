@@ -157,6 +157,22 @@ fn validate(config: &Config) -> Result<(), ConfigError> {
             ));
         }
     }
+    let timeouts = &config.http.timeout;
+    for (key, value) in [
+        ("http.timeout.header", timeouts.header),
+        ("http.timeout.idle", timeouts.idle),
+        ("http.timeout.body", timeouts.body),
+    ] {
+        if value.0.is_zero() {
+            return Err(invalid(key, "must be above zero".to_string()));
+        }
+    }
+    if config.http.maxconnections == 0 {
+        return Err(invalid(
+            "http.maxconnections",
+            "must be above zero".to_string(),
+        ));
+    }
     let purging = &config.storage.maintenance.uploadpurging;
     if purging.enabled && purging.interval.0.is_zero() {
         return Err(invalid(
@@ -327,6 +343,38 @@ health:
             err.contains("auth.htpasswd") && err.contains("realm"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn timeouts_and_connection_limit() {
+        let config = load(None, env(&[])).unwrap();
+        assert_eq!(config.http.timeout.header.0, Duration::from_secs(30));
+        assert_eq!(config.http.timeout.idle.0, Duration::from_secs(120));
+        assert_eq!(config.http.timeout.body.0, Duration::from_secs(60));
+        assert_eq!(config.http.maxconnections, 4096);
+        let text = "http:\n  timeout:\n    header: 2s\n    idle: 1m\n  maxconnections: 10\n";
+        let config =
+            load_from_str(text, "test", env(&[("REGISTRY_HTTP_TIMEOUT_BODY", "5s")])).unwrap();
+        assert_eq!(config.http.timeout.header.0, Duration::from_secs(2));
+        assert_eq!(config.http.timeout.idle.0, Duration::from_secs(60));
+        assert_eq!(config.http.timeout.body.0, Duration::from_secs(5));
+        assert_eq!(config.http.maxconnections, 10);
+        let err = load_from_str("http:\n  timeout:\n    read: 1s\n", "test", env(&[]))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("read") && err.contains("http.timeout"),
+            "{err}"
+        );
+        for text in [
+            "http:\n  timeout:\n    header: 0s\n",
+            "http:\n  maxconnections: 0\n",
+        ] {
+            let err = load_from_str(text, "test", env(&[]))
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains("above zero"), "{text}: {err}");
+        }
     }
 
     #[test]

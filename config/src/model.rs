@@ -229,6 +229,13 @@ pub struct Http {
     /// Distribution's HTTP/2 switch: accepted, not used.
     #[serde(default)]
     pub http2: Option<serde_yaml::Value>,
+    /// How long a connection may take or wait (our extension).
+    #[serde(default)]
+    pub timeout: Timeouts,
+    /// The most connections served at once (our extension); further ones
+    /// wait in the listen queue until one closes.
+    #[serde(default = "default_max_connections")]
+    pub maxconnections: usize,
 }
 
 impl Default for Http {
@@ -243,8 +250,52 @@ impl Default for Http {
             relativeurls: None,
             debug: None,
             http2: None,
+            timeout: Timeouts::default(),
+            maxconnections: default_max_connections(),
         }
     }
+}
+
+fn default_max_connections() -> usize {
+    4096
+}
+
+/// `http.timeout` (our extension): what a connection may hold without
+/// making progress. Each must be above zero.
+#[derive(Debug, Clone, Copy, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Timeouts {
+    /// From accepting a connection, or from the first byte of a later
+    /// request on it, until the request's headers are complete.
+    #[serde(default = "default_header_timeout")]
+    pub header: GoDuration,
+    /// Between requests on a kept-alive connection.
+    #[serde(default = "default_idle_timeout")]
+    pub idle: GoDuration,
+    /// Within a request: the longest wait for the next piece of its body,
+    /// or for the client to take the next piece of the response.
+    #[serde(default = "default_body_timeout")]
+    pub body: GoDuration,
+}
+
+impl Default for Timeouts {
+    fn default() -> Self {
+        Timeouts {
+            header: default_header_timeout(),
+            idle: default_idle_timeout(),
+            body: default_body_timeout(),
+        }
+    }
+}
+
+fn default_header_timeout() -> GoDuration {
+    GoDuration(Duration::from_secs(30))
+}
+fn default_idle_timeout() -> GoDuration {
+    GoDuration(Duration::from_secs(120))
+}
+fn default_body_timeout() -> GoDuration {
+    GoDuration(Duration::from_secs(60))
 }
 
 fn default_addr() -> String {

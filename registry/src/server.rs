@@ -1,16 +1,20 @@
 //! Serving: opens the store, binds the listener (plain TCP or TLS), serves
 //! HTTP/1.1 and HTTP/2 connections, runs the upload purge on its schedule,
 //! and on shutdown stops accepting and lets in-flight requests finish,
-//! bounded by the drain timeout.
+//! bounded by the drain timeout. Connections are limited in number
+//! (`http.maxconnections`) and in time ([`crate::connection`]).
 
 use crate::auth::{Auth, AuthError};
+use crate::connection::{IdleBody, Limits, Tracked, Tracker, Watched};
 use crate::http::{router, App, ClientAddr};
 use crate::storage::StorageError;
 use crate::store::{Options, Registry};
 use axum::http::{HeaderMap, HeaderName, HeaderValue};
+use hyper::body::Incoming;
+use hyper::Request;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto::Builder;
-use hyper_util::server::graceful::GracefulShutdown;
+use hyper_util::server::graceful::{GracefulShutdown, Watcher};
 use hyper_util::service::TowerToHyperService;
 use rconfig::Config;
 use rustls::pki_types::pem::PemObject;
@@ -20,7 +24,8 @@ use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::Semaphore;
 use tokio_rustls::TlsAcceptor;
 
 /// Why the server could not start or run.
@@ -89,6 +94,12 @@ impl Server {
     }
 
     /// Serves until `shutdown` resolves, then drains.
+    ///
+    /// At most `http.maxconnections` connections are served at once: at
+    /// the limit, the next connection waits in the listen queue until one
+    /// closes. Each connection runs under the limits of
+    /// [`crate::connection`] (`http.timeout`), so a held connection frees
+    /// its slot after the header, idle or body timeout.
     pub async fn run(self, shutdown: impl Future<Output = ()>) {
         let Server {
             listener,
@@ -100,8 +111,23 @@ impl Server {
         let service = TowerToHyperService::new(router(app));
         let builder = Builder::new(TokioExecutor::new());
         let graceful = GracefulShutdown::new();
+        let limits = Limits::from_config(&config.http.timeout);
+        let slots = Arc::new(Semaphore::new(config.http.maxconnections));
         tokio::pin!(shutdown);
         loop {
+            if slots.available_permits() == 0 {
+                tracing::debug!(
+                    limit = config.http.maxconnections,
+                    "connection limit reached; new connections wait"
+                );
+            }
+            let slot = tokio::select! {
+                slot = slots.clone().acquire_owned() => match slot {
+                    Ok(slot) => slot,
+                    Err(_) => break,
+                },
+                _ = &mut shutdown => break,
+            };
             let (stream, peer) = tokio::select! {
                 accepted = listener.accept() => match accepted {
                     Ok(accepted) => accepted,
@@ -114,33 +140,25 @@ impl Server {
                 _ = &mut shutdown => break,
             };
             let _ = stream.set_nodelay(true);
-            let builder = builder.clone();
-            let service = hyper::service::service_fn({
-                let service = service.clone();
-                move |mut request: hyper::Request<hyper::body::Incoming>| {
-                    request.extensions_mut().insert(ClientAddr(peer));
-                    hyper::service::Service::call(&service, request)
-                }
-            });
+            let tracker = Tracker::new(limits);
+            let connection = Connection {
+                builder: builder.clone(),
+                service: service.clone(),
+                tracker: tracker.clone(),
+                limits,
+                peer,
+            };
             let watcher = graceful.watcher();
             let tls = tls.clone();
             tokio::spawn(async move {
-                let result = match tls {
-                    Some(tls) => match tls.accept(stream).await {
-                        Ok(stream) => {
-                            let conn = builder
-                                .serve_connection_with_upgrades(TokioIo::new(stream), service);
-                            watcher.watch(conn.into_owned()).await
-                        }
-                        Err(e) => {
-                            tracing::debug!(%peer, error = %e, "TLS handshake failed");
-                            return;
-                        }
-                    },
-                    None => {
-                        let conn =
-                            builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
-                        watcher.watch(conn.into_owned()).await
+                let _slot = slot;
+                let io = Watched::new(stream, tracker.clone());
+                let serve = connection.serve(io, tls, watcher);
+                let result = tokio::select! {
+                    result = serve => result,
+                    expiry = tracker.expired() => {
+                        tracing::debug!(%peer, ?expiry, "connection timed out; closing it");
+                        Ok(())
                     }
                 };
                 if let Err(e) = result {
@@ -160,6 +178,65 @@ impl Server {
         tokio::select! {
             _ = graceful.shutdown() => tracing::info!("drained"),
             _ = tokio::time::sleep(drain) => tracing::warn!("drain timeout reached; closing remaining connections"),
+        }
+    }
+}
+
+/// What one connection's task needs to serve it.
+struct Connection {
+    builder: Builder<TokioExecutor>,
+    service: TowerToHyperService<axum::Router>,
+    tracker: Tracker,
+    limits: Limits,
+    peer: SocketAddr,
+}
+
+type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+impl Connection {
+    /// Serves HTTP/1.1 or HTTP/2 on `io` (after the TLS handshake, when
+    /// there is TLS) until the client closes or the server drains.
+    async fn serve(
+        self,
+        io: Watched<TcpStream>,
+        tls: Option<TlsAcceptor>,
+        watcher: Watcher,
+    ) -> Result<(), BoxError> {
+        let Connection {
+            builder,
+            service,
+            tracker,
+            limits,
+            peer,
+        } = self;
+        let service = hyper::service::service_fn(move |mut request: Request<Incoming>| {
+            request.extensions_mut().insert(ClientAddr(peer));
+            let in_flight = tracker.track();
+            let request = request.map(|body| IdleBody::new(body, limits.body));
+            let response = hyper::service::Service::call(&service, request);
+            async move {
+                let response = response.await?;
+                Ok::<_, std::convert::Infallible>(
+                    response.map(|body| Tracked::new(body, in_flight)),
+                )
+            }
+        });
+        match tls {
+            Some(tls) => {
+                let stream = match tls.accept(io).await {
+                    Ok(stream) => stream,
+                    Err(e) => {
+                        tracing::debug!(%peer, error = %e, "TLS handshake failed");
+                        return Ok(());
+                    }
+                };
+                let conn = builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
+                watcher.watch(conn.into_owned()).await
+            }
+            None => {
+                let conn = builder.serve_connection_with_upgrades(TokioIo::new(io), service);
+                watcher.watch(conn.into_owned()).await
+            }
         }
     }
 }

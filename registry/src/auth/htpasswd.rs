@@ -30,8 +30,9 @@ struct State {
 
 struct Table {
     hashes: HashMap<String, String>,
-    /// A hash of the same cost as the file's, checked when the user is
-    /// unknown so that an unknown name takes as long as a wrong password.
+    /// A hash at the highest cost in the file, checked when the user is
+    /// unknown so that an unknown name takes at least as long as any known
+    /// user's wrong password (a decoy at a lower cost would tell names apart).
     decoy: String,
 }
 
@@ -165,7 +166,7 @@ fn parse(text: &str) -> Result<Table, String> {
         let parsed: bcrypt::HashParts = hash
             .parse()
             .map_err(|e| format!("line {}: user {user:?}: bad bcrypt entry: {e}", i + 1))?;
-        cost.get_or_insert(parsed.get_cost());
+        cost = cost.max(Some(parsed.get_cost()));
         hashes.insert(user.to_string(), hash.to_string());
     }
     let decoy = bcrypt::hash_with_salt(b"decoy", cost.unwrap_or(bcrypt::DEFAULT_COST), [7u8; 16])
@@ -186,6 +187,44 @@ mod tests {
         assert!(err.contains("SHA1"), "{err}");
         let err = parse("alice:secret\n").err().unwrap();
         assert!(err.contains("line 1"), "{err}");
+    }
+
+    fn decoy_cost(table: &Table) -> u32 {
+        let parts: bcrypt::HashParts = table.decoy.parse().unwrap();
+        parts.get_cost()
+    }
+
+    /// An unknown user is checked against a decoy as slow as the slowest
+    /// entry, not the first one: with a cost-4 entry first and a cost-12
+    /// one second, a decoy at cost 4 answered an unknown name in 2 ms and
+    /// the cost-12 user's wrong password in 250 ms.
+    #[test]
+    fn decoy_is_as_slow_as_the_slowest_entry() {
+        let fast = bcrypt::hash("fast-pw", 4).unwrap();
+        let slow = bcrypt::hash("slow-pw", 12).unwrap();
+        let table = parse(&format!("fast:{fast}\nslow:{slow}\n")).unwrap();
+        assert_eq!(decoy_cost(&table), 12);
+        let table = parse(&format!("slow:{slow}\nfast:{fast}\n")).unwrap();
+        assert_eq!(decoy_cost(&table), 12);
+        assert!(
+            bcrypt::verify("decoy", &table.decoy).unwrap(),
+            "the decoy is a usable hash"
+        );
+    }
+
+    #[tokio::test]
+    async fn reload_recomputes_the_decoy_cost() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("htpasswd");
+        let cost4 = bcrypt::hash("pw", 4).unwrap();
+        std::fs::write(&path, format!("alice:{cost4}\n")).unwrap();
+        let users = Users::open(&path).unwrap();
+        assert_eq!(decoy_cost(&users.current()), 4);
+        let cost6 = bcrypt::hash("pw", 6).unwrap();
+        std::fs::write(&path, format!("alice:{cost4}\nbob:{cost6}\n")).unwrap();
+        users.lock().checked = Instant::now() - RECHECK;
+        assert_eq!(decoy_cost(&users.current()), 6);
+        assert!(!users.verify("carol", "pw").await);
     }
 
     #[tokio::test]

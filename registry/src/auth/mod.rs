@@ -15,13 +15,14 @@
 //! credentials and bad tokens repeated by one client are slowed.
 //!
 //! - [`scope`]: needs and grants in the token spec's terms.
-//! - [`policy`]: the `auth.access` rules.
+//! - [`policy`]: the `auth.access` rules; [`glob`]: their repository globs.
 //! - [`htpasswd`]: users from a bcrypt htpasswd file, re-read on change.
 //! - [`keys`], [`token`]: keys that may sign tokens, and token checks.
 //! - [`issuer`]: the built-in token server (`auth.token.issue`).
 //! - [`failures`]: refusals counted per client, and the delay they earn.
 
 pub mod failures;
+pub mod glob;
 pub mod htpasswd;
 pub mod issuer;
 pub mod keys;

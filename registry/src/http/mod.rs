@@ -3,7 +3,9 @@
 //! headers. Handlers translate between HTTP and [`Registry`] calls only.
 //!
 //! - [`blobs`], [`uploads`], [`manifests`], [`listing`]: one handler module per concept.
-//! - [`query`]: query strings and percent-decoding.
+//! - [`query`]: query strings and percent-decoding; [`ranges`]: `Range`
+//!   and `Content-Range`.
+//! - [`strict`]: framing refused before routing (`Transfer-Encoding`, `Host`).
 //! - [`token`]: the built-in token endpoint.
 //!
 //! Before any handler runs, [`crate::auth`] checks the caller may do what
@@ -13,6 +15,8 @@ pub mod blobs;
 pub mod listing;
 pub mod manifests;
 pub mod query;
+pub mod ranges;
+pub mod strict;
 pub mod token;
 pub mod uploads;
 
@@ -63,7 +67,9 @@ async fn dispatch(State(app): State<Arc<App>>, request: Request) -> Response {
         .get::<ClientAddr>()
         .map(|c| c.0.ip())
         .unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED));
-    let result = if app.auth.token_path() == Some(path.as_str()) {
+    let result = if let Some(refused) = strict::check(request.version(), request.headers()) {
+        Err(refused)
+    } else if app.auth.token_path() == Some(path.as_str()) {
         let (parts, body) = request.into_parts();
         token::serve(
             &app.auth,
@@ -86,7 +92,8 @@ async fn dispatch(State(app): State<Arc<App>>, request: Request) -> Response {
     let mut response = match result {
         Ok(response) => response,
         Err(e) => {
-            if e.status.is_server_error() {
+            // 501 is a client's framing we do not take, not our failure.
+            if e.status.is_server_error() && e.status != StatusCode::NOT_IMPLEMENTED {
                 tracing::error!(%method, %path, error = %e, "request failed");
             }
             e.into_response()

@@ -1,14 +1,15 @@
 //! Upload requests: `POST` (start, monolithic, mount), `GET` status,
 //! `PATCH` chunk, `PUT` completion, `DELETE` cancel.
 
-use super::{body_stream, content_length, empty, header, Incoming};
+use super::ranges::chunk_bounds;
+use super::{body_stream, content_length, empty, Incoming};
 use crate::action::parse_digest;
 use crate::digest::Digest;
 use crate::error::{Code, RegistryError, Result};
 use crate::names::RepoName;
-use crate::store::uploads::{range_header, upload_location, ChunkBounds};
+use crate::store::uploads::{range_header, upload_location};
 use crate::store::Registry;
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::StatusCode;
 use axum::response::Response;
 
 fn created(name: &RepoName, digest: &Digest) -> Response {
@@ -35,22 +36,29 @@ fn in_progress(status: StatusCode, name: &RepoName, id: &str, size: u64) -> Resp
 }
 
 /// `POST /v2/<name>/blobs/uploads/`: a monolithic upload with `?digest=`, a
-/// mount with `?mount=` (falling back to a new upload), or a new upload.
+/// mount with `?mount=` and `?from=` (falling back to a new upload), or a
+/// new upload.
+///
+/// A mount names the repository it copies from; one without `from` is a
+/// plain new upload (202), whatever the blob and the auth mode. Linking
+/// any blob the registry holds would let a caller read what no repository
+/// it may pull holds, and a 201 against a 202 would say which digests
+/// exist. The dispatcher has already dropped `mount` when the caller may
+/// not pull `from`.
 pub async fn start(registry: &Registry, name: &RepoName, incoming: Incoming) -> Result<Response> {
     let query = &incoming.query;
     if let Some(mount) = query.get("mount") {
         let digest = parse_digest(mount)?;
-        let from = match query.get("from") {
-            Some(from) => Some(RepoName::parse(from).ok_or_else(|| {
+        if let Some(from) = query.get("from") {
+            let from = RepoName::parse(from).ok_or_else(|| {
                 RegistryError::new(
                     Code::NameInvalid,
                     format!("invalid repository name {from:?} in from"),
                 )
-            })?),
-            None => None,
-        };
-        if registry.mount_blob(name, &digest, from.as_ref()).await? {
-            return Ok(created(name, &digest));
+            })?;
+            if registry.mount_blob(name, &digest, Some(&from)).await? {
+                return Ok(created(name, &digest));
+            }
         }
     } else if let Some(digest) = query.get("digest") {
         let digest = parse_digest(digest)?;
@@ -116,30 +124,4 @@ pub async fn cancel(registry: &Registry, name: &RepoName, id: &str) -> Result<Re
         StatusCode::NO_CONTENT,
         &[("content-length", "0".to_string())],
     ))
-}
-
-/// Reads `Content-Range: <start>-<end>` (also `bytes <start>-<end>/<total>`)
-/// and `Content-Length`.
-fn chunk_bounds(headers: &HeaderMap) -> Result<ChunkBounds> {
-    let length = content_length(headers);
-    let range = match header(headers, "content-range") {
-        None => None,
-        Some(value) => {
-            let spec = value.trim().trim_start_matches("bytes").trim();
-            let spec = spec.split('/').next().unwrap_or("");
-            let parsed = spec.split_once('-').and_then(|(a, b)| {
-                Some((a.trim().parse::<u64>().ok()?, b.trim().parse::<u64>().ok()?))
-            });
-            match parsed {
-                Some((start, end)) if end >= start => Some((start, end)),
-                _ => {
-                    return Err(RegistryError::new(
-                        Code::RangeInvalid,
-                        format!("invalid Content-Range {value:?}"),
-                    ))
-                }
-            }
-        }
-    };
-    Ok(ChunkBounds { range, length })
 }
