@@ -56,7 +56,7 @@ pub async fn start(registry: &Registry, name: &RepoName, incoming: Incoming) -> 
                     format!("invalid repository name {from:?} in from"),
                 )
             })?;
-            if registry.mount_blob(name, &digest, Some(&from)).await? {
+            if registry.mount_blob(name, &digest, &from).await? {
                 return Ok(created(name, &digest));
             }
         }

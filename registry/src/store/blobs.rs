@@ -72,22 +72,21 @@ impl Registry {
         self.link_blob(name, digest).await
     }
 
-    /// Cross-repository mount: links `digest` into `name` when `from` (or,
-    /// with no `from`, any repository) holds it. `false` when not mountable.
+    /// Cross-repository mount: links `digest` into `name` when `from` holds
+    /// it. `false` when not mountable. There is no form without `from`:
+    /// linking any blob the registry holds would let a caller read what it
+    /// may not pull, and tell anyone which digests exist.
     pub async fn mount_blob(
         &self,
         name: &RepoName,
         digest: &Digest,
-        from: Option<&RepoName>,
+        from: &RepoName,
     ) -> Result<bool> {
-        let readable = match from {
-            Some(from) => self
-                .backend
-                .stat(&layout::layer_link(from, digest))
-                .await?
-                .is_some(),
-            None => true,
-        };
+        let readable = self
+            .backend
+            .stat(&layout::layer_link(from, digest))
+            .await?
+            .is_some();
         if !readable || self.backend.stat(&layout::blob(digest)).await?.is_none() {
             return Ok(false);
         }
