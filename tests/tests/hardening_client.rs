@@ -212,7 +212,8 @@ fn find_file(dir: &Path, name: &str) -> Option<PathBuf> {
 /// the whole blob again into the session that holds half of it (which the
 /// registry refused with `DIGEST_INVALID`).
 /// Distribution will not resume such an upload: rctl starts a new one.
-async fn dropped_upload_resumes(target: RegistryProcess, resumes_in_place: bool) {
+/// `extra` are more arguments of `rctl push`.
+async fn dropped_upload_resumes(target: RegistryProcess, resumes_in_place: bool, extra: &[&str]) {
     let contents = layer(3, 8 * MIB);
     let (_source, rctl, from, digest) = local_image(&contents).await;
     let options = ProxyOptions {
@@ -222,7 +223,10 @@ async fn dropped_upload_resumes(target: RegistryProcess, resumes_in_place: bool)
     let proxy = Proxy::start(&target.host(), options).await;
     let to = format!("{}/dropped/push:1", proxy.host());
     rctl.ok(&["tag", &from, &to]);
-    let output = rctl.run(&["-D", "push", &to]);
+    let mut args = vec!["-D", "push"];
+    args.extend_from_slice(extra);
+    args.push(&to);
+    let output = rctl.run(&args);
     let (stdout, stderr) = text(&output);
     assert!(proxy.was_cut(), "the upload was never cut");
     assert!(
@@ -255,7 +259,13 @@ async fn dropped_upload_resumes(target: RegistryProcess, resumes_in_place: bool)
 #[tokio::test(flavor = "multi_thread")]
 async fn dropped_upload_resumes_on_rregistry() {
     let target = RegistryProcess::start(RegistryOptions::default());
-    dropped_upload_resumes(target, true).await;
+    dropped_upload_resumes(target, true, &[]).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn dropped_chunked_upload_resumes_on_rregistry() {
+    let target = RegistryProcess::start(RegistryOptions::default());
+    dropped_upload_resumes(target, true, &["--chunk-size", "1048576"]).await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -264,7 +274,7 @@ async fn dropped_upload_resumes_on_distribution() {
         return;
     }
     let target = RegistryProcess::start_distribution();
-    dropped_upload_resumes(target, false).await;
+    dropped_upload_resumes(target, false, &[]).await;
 }
 
 /// An upload that cannot get through (every connection drops after 1 MiB)
@@ -364,5 +374,45 @@ async fn push_onto_a_full_disk_leaves_no_upload() {
         uploads(target.root()),
         Vec::<PathBuf>::new(),
         "the failed upload was left on the registry:\n{stderr}"
+    );
+}
+
+/// Ctrl-C in the middle of a push: rctl stops, cancels the upload it had
+/// begun, and the registry keeps none of its data.
+#[tokio::test(flavor = "multi_thread")]
+async fn interrupted_push_cancels_its_upload() {
+    let contents = layer(6, 16 * MIB);
+    let (_source, rctl, from, _) = local_image(&contents).await;
+    let target = RegistryProcess::start(RegistryOptions::default());
+    let options = ProxyOptions {
+        rate: Some(4 * MIB as u64),
+        ..ProxyOptions::default()
+    };
+    let proxy = Proxy::start(&target.host(), options).await;
+    let to = format!("{}/interrupted/push:1", proxy.host());
+    rctl.ok(&["tag", &from, &to]);
+    let child = spawn(&rctl, &["push", &to], &[]);
+    assert!(
+        wait_until(Duration::from_secs(30), || proxy.up() > 2 * MIB as u64),
+        "the push never got going"
+    );
+    let started = uploads(target.root());
+    assert_eq!(started.len(), 1, "one upload in progress: {started:?}");
+    let interrupt = std::process::Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .expect("kill -INT");
+    assert!(interrupt.success());
+    let output = child.wait_with_output().expect("rctl push");
+    let (stdout, stderr) = text(&output);
+    assert!(
+        !output.status.success(),
+        "the push went on:\n{stdout}\n{stderr}"
+    );
+    assert!(stderr.contains("interrupted"), "{stderr}");
+    assert_eq!(
+        uploads(target.root()),
+        Vec::<PathBuf>::new(),
+        "the interrupted upload was left on the registry"
     );
 }
