@@ -149,29 +149,27 @@ impl Registry<'_> {
                                 retries.progressed();
                                 continue;
                             }
+                            // A resumed upload that did not verify (the part the
+                            // registry kept is not trusted), or a part that does not
+                            // continue the upload (`0-0` holds 0 or 1 byte): once
+                            // more from scratch in a new session.
                             400 if completing && resumed => {
-                                // The resumed upload did not verify: the part the
-                                // registry kept is not trusted; once more from scratch.
                                 let error = refused(what.to_string(), response).await;
                                 tracing::warn!("{error}; uploading again in a new session");
-                                self.cancel_upload(repo, &location).await;
-                                location = self.open_upload(repo, what).await?;
+                                self.start_over(repo, what, &mut location).await?;
                                 remember(&location);
                                 (offset, resumed) = (0, false);
                                 continue;
                             }
                             416 => {
-                                // Not where the registry stands: it cannot be
-                                // told apart (`0-0`), so start a new session.
                                 let error = refused(what.to_string(), response).await;
-                                tracing::warn!("{error}; uploading again in a new session");
-                                self.cancel_upload(repo, &location).await;
-                                location = self.open_upload(repo, what).await?;
-                                remember(&location);
-                                (offset, resumed) = (0, false);
                                 if retries.failed(None).is_none() {
                                     return Err(error);
                                 }
+                                tracing::warn!("{error}; uploading again in a new session");
+                                self.start_over(repo, what, &mut location).await?;
+                                remember(&location);
+                                (offset, resumed) = (0, false);
                                 continue;
                             }
                             _ if RetryPolicy::retryable_status(status) => {
@@ -210,13 +208,24 @@ impl Registry<'_> {
                     if self.blob_size(repo, digest).await? == Some(size) {
                         return Ok(());
                     }
-                    self.cancel_upload(repo, &location).await;
-                    location = self.open_upload(repo, what).await?;
+                    self.start_over(repo, what, &mut location).await?;
                     remember(&location);
                     (offset, resumed) = (0, false);
                 }
             }
         }
+    }
+
+    /// Cancels the session at `location` and opens a new one in its place.
+    async fn start_over(
+        &self,
+        repo: &str,
+        what: &str,
+        location: &mut String,
+    ) -> Result<(), ApiError> {
+        self.cancel_upload(repo, location).await;
+        *location = self.open_upload(repo, what).await?;
+        Ok(())
     }
 
     /// Sends one request of an upload with the bytes `offset..end` of the source.
