@@ -416,3 +416,48 @@ async fn interrupted_push_cancels_its_upload() {
         "the interrupted upload was left on the registry"
     );
 }
+
+/// `rctl copy` between registries whose upload connection drops half way:
+/// the rest of the blob is read again from the source with `Range` and
+/// the upload resumes; the copy is complete.
+#[tokio::test(flavor = "multi_thread")]
+async fn dropped_copy_resumes() {
+    let contents = layer(7, 8 * MIB);
+    let source = RegistryProcess::start(RegistryOptions::default());
+    let (manifest, _) = push_image(
+        &http_client(),
+        &source.url(),
+        "copy/src",
+        "1",
+        "amd64",
+        std::slice::from_ref(&contents),
+    )
+    .await;
+    let target = RegistryProcess::start(RegistryOptions::default());
+    let options = ProxyOptions {
+        cut_after: Some(contents.len() as u64 / 2),
+        ..ProxyOptions::default()
+    };
+    let proxy = Proxy::start(&target.host(), options).await;
+    let rctl = Rctl::new();
+    let from = format!("{}/copy/src:1", source.host());
+    let to = format!("{}/copy/dst:1", proxy.host());
+    let output = rctl.run(&["copy", &from, &to]);
+    let (stdout, stderr) = text(&output);
+    assert!(proxy.was_cut(), "the upload was never cut");
+    assert!(
+        output.status.success(),
+        "copy failed after a dropped connection:\n{stdout}\n{stderr}"
+    );
+    assert!(stderr.contains("retrying in"), "no retry said:\n{stderr}");
+    assert!(
+        proxy.up() < contents.len() as u64 * 5 / 4,
+        "{} bytes went up for a layer of {}: not resumed",
+        proxy.up(),
+        contents.len()
+    );
+    let digest = sha256(&tar_layer(&contents));
+    let blob = fetch_blob(&http_client(), &target.url(), "copy/dst", &digest).await;
+    assert_eq!(sha256(&blob), digest);
+    assert_eq!(rctl.ok(&["digest", &to]).trim(), manifest);
+}
