@@ -4,7 +4,7 @@
 //! are skipped when the target has them, and are mounted across
 //! repositories of one registry. `--all` copies every platform of an index.
 
-use crate::distribution::{ApiError, FetchedManifest, Registry};
+use crate::distribution::{ApiError, FetchedManifest, Registry, Source};
 use crate::platform::Platform;
 use crate::pull::{self, short, PullError, PullOptions};
 use crate::push::{self, PushError};
@@ -122,6 +122,7 @@ pub async fn copy(
                 max_concurrent_uploads: 4,
                 chunk_size: None,
                 report: options.report.as_ref(),
+                interrupted: None,
             };
             let pushed = push::push(transport, &store, name, to, &push_options).await?;
             Ok(pushed.digest)
@@ -216,10 +217,12 @@ impl Copier<'_> {
             (self.options.report)(format!("{}: Mounted from {from_repo}", short(digest)));
             return Ok(());
         }
-        let response = self.src.blob(from_repo, digest, 0).await?;
-        let body = reqwest::Body::wrap_stream(response.bytes_stream());
+        let source = Source::Blob {
+            registry: self.src,
+            repo: from_repo,
+        };
         self.dst
-            .upload_blob_stream(to_repo, digest, size, body)
+            .upload(to_repo, digest, size, &source, None)
             .await?;
         (self.options.report)(format!("{}: Copied", short(digest)));
         Ok(())

@@ -1,7 +1,12 @@
 //! The distribution API, as calls on one registry host: manifests, blobs
-//! (ranged reads, monolithic uploads, mounts), tags and the catalog
-//! (following `Link` pagination), and deletes. Each call names the token
-//! scope it needs.
+//! (ranged reads, uploads, mounts), tags and the catalog (following `Link`
+//! pagination), and deletes. Each call names the token scope it needs.
+//!
+//! - [`upload`]: blob uploads that resume after a failure, or are cancelled.
+
+mod upload;
+
+pub use upload::Source;
 
 use crate::transport::{Body, Request, Transport, TransportError};
 use bytes::Bytes;
@@ -82,6 +87,7 @@ pub struct Registry<'a> {
     transport: &'a Transport,
     host: String,
     base: String,
+    uploads: upload::OpenUploads,
 }
 
 fn pull_scope(repo: &str) -> Option<String> {
@@ -98,11 +104,17 @@ impl<'a> Registry<'a> {
             transport,
             host: host.to_string(),
             base: transport.base_url(host),
+            uploads: upload::OpenUploads::default(),
         }
     }
 
     pub fn host(&self) -> &str {
         &self.host
+    }
+
+    /// The retry policy of the transport the calls go through.
+    pub fn retry_policy(&self) -> crate::transport::retry::RetryPolicy {
+        self.transport.retry_policy()
     }
 
     fn url(&self, path: &str) -> String {
@@ -290,105 +302,6 @@ impl<'a> Registry<'a> {
             self.url(&format!("{location}{separator}digest={digest}")),
             push_scope(repo),
         )
-    }
-
-    /// Whether the completing `PUT` was accepted.
-    async fn completed(what: String, response: Response) -> Result<(), ApiError> {
-        if response.status() == 201 || response.status() == 204 {
-            Ok(())
-        } else {
-            Err(refused(what, response).await)
-        }
-    }
-
-    /// Uploads a blob with one `PUT` of the whole body after opening an
-    /// upload: the path every registry takes (Distribution 2.8 does not
-    /// take `POST ?digest=` with a body).
-    pub async fn upload_blob(
-        &self,
-        repo: &str,
-        digest: &Digest,
-        body: Body,
-    ) -> Result<(), ApiError> {
-        let what = format!("uploading blob {digest} to {}/{repo}", self.host);
-        let location = self.open_upload(repo, &what).await?;
-        let put = self
-            .completion(repo, &location, digest)
-            .header("content-type", "application/octet-stream")
-            .body(body);
-        Self::completed(what, self.transport.send(&put).await?).await
-    }
-
-    /// Uploads a file's blob in chunks of `chunk` bytes (`PATCH` with
-    /// `Content-Range`), then completes it. A chunk the registry refuses
-    /// with 416 (say, after a retry whose first try partly arrived) is
-    /// followed by asking where the upload stands and going on from there.
-    pub async fn upload_blob_chunked(
-        &self,
-        repo: &str,
-        digest: &Digest,
-        path: &std::path::Path,
-        size: u64,
-        chunk: u64,
-    ) -> Result<(), ApiError> {
-        let what = format!("uploading blob {digest} to {}/{repo} in chunks", self.host);
-        let mut location = self.open_upload(repo, &what).await?;
-        let mut offset = 0u64;
-        let mut refusals = 0;
-        while offset < size {
-            let len = chunk.max(1).min(size - offset);
-            let patch = Request::new(Method::PATCH, self.url(&location), push_scope(repo))
-                .header("content-type", "application/octet-stream")
-                .header("content-range", format!("{offset}-{}", offset + len - 1))
-                .body(Body::File {
-                    path: path.to_path_buf(),
-                    offset,
-                    len,
-                });
-            let response = self.transport.send(&patch).await?;
-            match response.status().as_u16() {
-                202 => {
-                    location = self.location(&what, &response)?;
-                    offset += len;
-                }
-                416 if refusals < 3 => {
-                    refusals += 1;
-                    let status = Request::new(Method::GET, self.url(&location), push_scope(repo));
-                    let response = self.transport.send(&status).await?;
-                    let end = response
-                        .headers()
-                        .get("range")
-                        .and_then(|v| v.to_str().ok())
-                        .and_then(|r| r.split('-').nth(1))
-                        .and_then(|e| e.parse::<u64>().ok());
-                    offset = match end {
-                        Some(end) if end > 0 || offset > 0 => end + 1,
-                        _ => 0,
-                    };
-                }
-                _ => return Err(refused(what, response).await),
-            }
-        }
-        let put = self.completion(repo, &location, digest);
-        Self::completed(what, self.transport.send(&put).await?).await
-    }
-
-    /// Uploads a blob whose bytes arrive as a stream (a copy between
-    /// registries): the upload is opened with retries, the body sent once.
-    pub async fn upload_blob_stream(
-        &self,
-        repo: &str,
-        digest: &Digest,
-        size: u64,
-        body: reqwest::Body,
-    ) -> Result<(), ApiError> {
-        let what = format!("uploading blob {digest} to {}/{repo}", self.host);
-        let location = self.open_upload(repo, &what).await?;
-        let put = self
-            .completion(repo, &location, digest)
-            .header("content-type", "application/octet-stream")
-            .header("content-length", size.to_string());
-        Self::completed(what, self.transport.send_stream(&put, body).await?).await
     }
 
     /// Mounts a blob from another repository of this registry; `false`

@@ -11,7 +11,6 @@ use futures_util::StreamExt;
 use rengine::store::{ContentStore, ImageRef, StoreError};
 use roci::Digest;
 use serde_json::Value;
-use std::time::Duration;
 
 #[derive(Debug, thiserror::Error)]
 pub enum PullError {
@@ -225,15 +224,26 @@ pub async fn pull(
     })
 }
 
+/// An error and its causes on one line.
+fn describe(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        text.push_str(&format!(": {cause}"));
+        source = cause.source();
+    }
+    text
+}
+
 /// The first 12 hex digits, as docker shows layer ids.
 pub fn short(digest: &Digest) -> String {
     digest.hex().chars().take(12).collect()
 }
 
-const DOWNLOAD_ATTEMPTS: u32 = 5;
-
-/// Downloads one blob into the store, resuming with `Range` after a
-/// broken connection, verified before it becomes visible.
+/// Downloads one blob into the store, resuming with `Range` from what was
+/// written (and hashed) so far after a broken connection, for as long as
+/// the retry budget lasts (it starts again whenever bytes arrive); verified
+/// before it becomes visible.
 async fn download(
     registry: &Registry<'_>,
     repo: &str,
@@ -243,12 +253,12 @@ async fn download(
     options: &PullOptions,
 ) -> Result<(), PullError> {
     let mut writer = store.blob_writer(digest, Some(size))?;
-    let mut attempt = 0;
+    let mut retries = registry.retry_policy().start();
     loop {
-        attempt += 1;
+        let before = writer.written();
         // Refusals and store errors (too many bytes) are final; the
-        // transport has already retried connection failures.
-        let response = registry.blob(repo, digest, writer.written()).await?;
+        // transport retries connection failures and 5xx itself.
+        let response = registry.blob(repo, digest, before).await?;
         let mut body = response.bytes_stream();
         let mut broken = None;
         while let Some(chunk) = body.next().await {
@@ -262,7 +272,7 @@ async fn download(
                     });
                 }
                 Err(e) => {
-                    broken = Some(e.to_string());
+                    broken = Some(describe(&e));
                     break;
                 }
             }
@@ -271,20 +281,24 @@ async fn download(
             break;
         }
         let why = broken.unwrap_or_else(|| "the connection ended early".to_string());
-        if attempt >= DOWNLOAD_ATTEMPTS {
+        if writer.written() > before {
+            retries.progressed();
+        }
+        let Some(delay) = retries.failed(None) else {
             return Err(PullError::Download {
                 digest: digest.clone(),
-                attempts: attempt,
+                attempts: retries.attempt(),
                 message: why,
             });
-        }
+        };
         (options.report)(Event::Resuming {
             digest,
             written: writer.written(),
             size,
-            why,
+            why: why.clone(),
         });
-        tokio::time::sleep(Duration::from_millis(200 * u64::from(attempt))).await;
+        let what = format!("downloading {digest}");
+        retries.wait(&what, &why, delay).await;
     }
     tokio::task::block_in_place(|| writer.commit())?;
     Ok(())

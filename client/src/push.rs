@@ -2,10 +2,11 @@
 //! (several at once; those it has are skipped after a `HEAD`), then the
 //! manifest is put under the reference's tag.
 
-use crate::distribution::{ApiError, Registry};
+use crate::distribution::{ApiError, Registry, Source};
 use crate::pull::short;
 use crate::reference::ImageReference;
-use crate::transport::{Body, Transport};
+use crate::transport::Transport;
+use futures_util::future::BoxFuture;
 use futures_util::StreamExt;
 use rengine::store::{ContentStore, StoreError};
 use roci::Digest;
@@ -21,6 +22,8 @@ pub enum PushError {
     NotFound(String),
     #[error("{0}")]
     Manifest(String),
+    #[error("interrupted; the uploads begun were cancelled")]
+    Interrupted,
 }
 
 /// What a push did.
@@ -39,7 +42,13 @@ pub struct PushOptions<'a> {
     pub chunk_size: Option<u64>,
     /// Called with one line per blob (pushed, mounted, already there).
     pub report: &'a (dyn Fn(String) + Send + Sync),
+    /// Makes a future that resolves when the push is to stop (Ctrl-C): the
+    /// uploads begun are then cancelled (`DELETE`), none left half done.
+    pub interrupted: Option<&'a (dyn Fn() -> BoxFuture<'static, ()> + Send + Sync)>,
 }
+
+/// How long cancelling the uploads of an interrupted push may take.
+const CANCEL_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// Pushes the stored image `name` to `reference`.
 pub async fn push(
@@ -79,7 +88,7 @@ pub async fn push(
     }
     let registry = Registry::new(transport, &reference.registry);
     let repo = reference.repository.as_str();
-    let results = futures_util::stream::iter(blobs.into_iter().map(|digest| {
+    let uploads = futures_util::stream::iter(blobs.into_iter().map(|digest| {
         let registry = &registry;
         async move {
             if registry.blob_size(repo, &digest).await?.is_some() {
@@ -101,28 +110,25 @@ pub async fn push(
                 .blob_size(&digest)
                 .ok_or_else(|| StoreError::BlobUnknown(digest.clone()))?;
             let path = store.blob_path(&digest);
-            match options.chunk_size {
-                Some(chunk) => {
-                    registry
-                        .upload_blob_chunked(repo, &digest, &path, len, chunk)
-                        .await?
-                }
-                None => {
-                    let body = Body::File {
-                        path,
-                        offset: 0,
-                        len,
-                    };
-                    registry.upload_blob(repo, &digest, body).await?
-                }
-            }
+            registry
+                .upload(repo, &digest, len, &Source::File(&path), options.chunk_size)
+                .await?;
             report(format!("{}: Pushed", short(&digest)));
             Ok::<bool, PushError>(true)
         }
     }))
     .buffer_unordered(options.max_concurrent_uploads.max(1))
-    .collect::<Vec<_>>()
-    .await;
+    .collect::<Vec<_>>();
+    let results = match options.interrupted {
+        None => uploads.await,
+        Some(interrupted) => tokio::select! {
+            results = uploads => results,
+            () = interrupted() => {
+                let _ = tokio::time::timeout(CANCEL_TIMEOUT, registry.cancel_open_uploads()).await;
+                return Err(PushError::Interrupted);
+            }
+        },
+    };
     let (mut uploaded, mut skipped) = (0, 0);
     for result in results {
         if result? {

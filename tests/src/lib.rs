@@ -9,6 +9,7 @@ pub mod docker;
 pub mod front;
 pub mod images;
 pub mod process;
+pub mod proxy;
 pub mod rctl;
 pub mod registry;
 pub mod tls;

@@ -242,6 +242,13 @@ pub async fn push(context: &Context, args: PushArgs) -> Result<(), CliError> {
         max_concurrent_uploads: args.max_concurrent_uploads,
         chunk_size: args.chunk_size,
         report: &report,
+        interrupted: Some(&|| {
+            Box::pin(async {
+                if tokio::signal::ctrl_c().await.is_err() {
+                    std::future::pending::<()>().await; // no handler: never interrupted
+                }
+            })
+        }),
     };
     let pushed = rctl::push::push(
         context.transport()?,

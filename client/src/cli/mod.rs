@@ -207,7 +207,7 @@ pub fn run(cli: Cli) -> Result<i32, CliError> {
     let options = TransportOptions {
         insecure_hosts: cli.insecure.iter().cloned().collect(),
         ca_certs: cli.ca_cert.clone(),
-        ..TransportOptions::default()
+        retry: rctl::transport::retry::RetryPolicy::from_env(),
     };
     let context = Context {
         transport: std::sync::OnceLock::new(),

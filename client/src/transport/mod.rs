@@ -27,6 +27,13 @@ pub enum TransportError {
         url: String,
         message: String,
     },
+    /// No answer: the connection failed or broke (worth another try).
+    #[error("{method} {url}: {message}")]
+    Connection {
+        method: String,
+        url: String,
+        message: String,
+    },
     #[error("token endpoint {realm}: {message}")]
     Token { realm: String, message: String },
     #[error("authentication failed: {message}")]
@@ -35,6 +42,23 @@ pub enum TransportError {
     Credentials(#[from] CredentialError),
     #[error("reading {path}: {message}")]
     File { path: PathBuf, message: String },
+}
+
+impl TransportError {
+    /// Whether the request got no answer because of the connection.
+    pub fn is_connection(&self) -> bool {
+        matches!(self, TransportError::Connection { .. })
+    }
+
+    /// What went wrong, without the request.
+    pub fn cause(&self) -> String {
+        match self {
+            TransportError::Http { message, .. } | TransportError::Connection { message, .. } => {
+                message.clone()
+            }
+            other => other.to_string(),
+        }
+    }
 }
 
 /// A request body that can be sent again when a request is retried.
@@ -161,6 +185,7 @@ impl Transport {
         let mut builder = reqwest::Client::builder()
             .no_proxy()
             .redirect(reqwest::redirect::Policy::limited(10))
+            .connect_timeout(std::time::Duration::from_secs(15))
             .danger_accept_invalid_certs(unverified);
         for path in &options.ca_certs {
             let pem = std::fs::read(path).map_err(|e| TransportError::File {
@@ -320,104 +345,77 @@ impl Transport {
         Ok(builder)
     }
 
-    /// Sends a request: retried as the policy says, authenticated as the
+    /// Sends a request: retried as the policy says (connection errors and
+    /// retryable statuses, each retry said on stderr), authenticated as the
     /// registry's challenge asks. Answers other than 401 and retryable
-    /// statuses are returned as they are.
+    /// statuses are returned as they are; so is the last retryable one.
     pub async fn send(&self, request: &Request) -> Result<Response, TransportError> {
-        let host = host_of(&request.url);
-        let policy = self.options.retry;
-        let mut attempt = 0u32;
-        let mut authenticated = false;
+        let mut retries = self.options.retry.start();
+        let what = format!("{} {}", request.method, request.url);
         loop {
-            attempt += 1;
-            let auth = self.cached(&host, request.scope.as_deref());
-            let url = self.effective_url(&request.url);
-            let result = self.build(request, &url, auth.as_deref())?.send().await;
-            if let Ok(response) = &result {
-                tracing::debug!(
-                    "{} {} -> {}",
-                    request.method,
-                    request.url,
-                    response.status()
-                );
-            }
-            match result {
-                Ok(response) if response.status() == 401 && !authenticated => {
-                    authenticated = true;
-                    attempt -= 1; // answering a challenge is not a failed attempt
-                    match challenge::of_response(&response) {
-                        Some(challenge) => {
-                            if !self
-                                .authenticate(
-                                    &host,
-                                    request.scope.as_deref(),
-                                    challenge,
-                                    auth.as_deref(),
-                                )
-                                .await?
-                            {
-                                return Ok(response);
-                            }
-                        }
-                        None => return Ok(response),
-                    }
-                }
-                Ok(response)
-                    if RetryPolicy::retryable_status(response.status().as_u16())
-                        && attempt < policy.attempts =>
-                {
+            match self.attempt(request).await {
+                Ok(response) if RetryPolicy::retryable_status(response.status().as_u16()) => {
                     let retry_after = response
                         .headers()
                         .get("retry-after")
                         .and_then(|v| v.to_str().ok())
                         .map(str::to_string);
-                    let delay = policy.delay(attempt, retry_after.as_deref());
-                    tracing::warn!(
-                        "{} {}: {}; retrying in {:.1}s (attempt {}/{})",
-                        request.method,
-                        request.url,
-                        response.status(),
-                        delay.as_secs_f64(),
-                        attempt + 1,
-                        policy.attempts
-                    );
-                    tokio::time::sleep(delay).await;
-                }
-                Ok(response) => return Ok(response),
-                Err(e) if self.fall_back_to_http(&url, &e) => {
-                    attempt -= 1; // not a failure of the registry: the wrong scheme
-                }
-                Err(e)
-                    if attempt < policy.attempts
-                        && !is_tls_failure(&e)
-                        && (e.is_connect() || e.is_timeout() || e.is_request()) =>
-                {
-                    let delay = policy.delay(attempt, None);
-                    tracing::warn!(
-                        "{} {}: {}; retrying in {:.1}s (attempt {}/{})",
-                        request.method,
-                        request.url,
-                        describe(&e),
-                        delay.as_secs_f64(),
-                        attempt + 1,
-                        policy.attempts
-                    );
-                    tokio::time::sleep(delay).await;
-                }
-                Err(e) => {
-                    let mut message = describe(&e);
-                    if is_tls_failure(&e) {
-                        message.push_str(&format!(
-                            " (TLS with {host} failed: for a registry with its own CA use --ca-cert FILE; \
-                             for plain HTTP or an unverified certificate, --insecure {host})"
-                        ));
+                    match retries.failed(retry_after.as_deref()) {
+                        Some(delay) => {
+                            let why = response.status().to_string();
+                            retries.wait(&what, &why, delay).await;
+                        }
+                        None => return Ok(response),
                     }
-                    return Err(TransportError::Http {
-                        method: request.method.to_string(),
-                        url: request.url.clone(),
-                        message,
-                    });
                 }
+                Err(e) if e.is_connection() => match retries.failed(None) {
+                    Some(delay) => retries.wait(&what, &e.cause(), delay).await,
+                    None => return Err(e),
+                },
+                other => return other,
+            }
+        }
+    }
+
+    /// The retry policy requests are sent under.
+    pub fn retry_policy(&self) -> RetryPolicy {
+        self.options.retry
+    }
+
+    /// Sends a request once, authenticated as the registry's challenge
+    /// asks (answering a 401 sends it again), without retrying failures:
+    /// for requests whose retry the caller shapes (an upload resumes).
+    pub async fn attempt(&self, request: &Request) -> Result<Response, TransportError> {
+        let host = host_of(&request.url);
+        let mut authenticated = false;
+        loop {
+            let auth = self.cached(&host, request.scope.as_deref());
+            let url = self.effective_url(&request.url);
+            match self.build(request, &url, auth.as_deref())?.send().await {
+                Ok(response) => {
+                    tracing::debug!(
+                        "{} {} -> {}",
+                        request.method,
+                        request.url,
+                        response.status()
+                    );
+                    if response.status() != 401 || authenticated {
+                        return Ok(response);
+                    }
+                    authenticated = true;
+                    let Some(challenge) = challenge::of_response(&response) else {
+                        return Ok(response);
+                    };
+                    if !self
+                        .authenticate(&host, request.scope.as_deref(), challenge, auth.as_deref())
+                        .await?
+                    {
+                        return Ok(response);
+                    }
+                }
+                // Not a failure of the registry: the wrong scheme.
+                Err(e) if self.fall_back_to_http(&url, &e) => {}
+                Err(e) => return Err(failure(request, &host, &e)),
             }
         }
     }
@@ -436,11 +434,7 @@ impl Transport {
             .body(body)
             .send()
             .await
-            .map_err(|e| TransportError::Http {
-                method: request.method.to_string(),
-                url: request.url.clone(),
-                message: describe(&e),
-            })
+            .map_err(|e| failure(request, &host, &e))
     }
 
     /// Answers a challenge; `false` when there is nothing to answer it with.
@@ -603,6 +597,37 @@ fn describe(error: &reqwest::Error) -> String {
         source = cause.source();
     }
     text
+}
+
+/// A request that failed without an answer: a connection failure (worth
+/// retrying) or not (TLS refused, with a hint).
+fn failure(request: &Request, host: &str, error: &reqwest::Error) -> TransportError {
+    let (method, url) = (request.method.to_string(), request.url.clone());
+    let message = describe(error);
+    if is_tls_failure(error) {
+        let message = format!(
+            "{message} (TLS with {host} failed: for a registry with its own CA use --ca-cert FILE; \
+             for plain HTTP or an unverified certificate, --insecure {host})"
+        );
+        return TransportError::Http {
+            method,
+            url,
+            message,
+        };
+    }
+    if error.is_connect() || error.is_timeout() || error.is_request() || error.is_body() {
+        TransportError::Connection {
+            method,
+            url,
+            message,
+        }
+    } else {
+        TransportError::Http {
+            method,
+            url,
+            message,
+        }
+    }
 }
 
 /// A stream of a file's bytes in 256 KiB chunks.
