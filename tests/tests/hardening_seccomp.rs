@@ -77,7 +77,7 @@ async fn default_profile_refuses_a_user_namespace_that_unconfined_allows() {
     else {
         return;
     };
-    let probe = format!("{STATUS}; unshare -U true 2>&1 && echo userns-made");
+    let probe = format!("{STATUS}; unshare -U true 2>&1 && echo userns-made; true");
     let confined = f.out(&[], &probe);
     assert_eq!(line(&confined, "Seccomp:"), "2", "{confined}");
     assert!(
@@ -91,7 +91,7 @@ async fn default_profile_refuses_a_user_namespace_that_unconfined_allows() {
     assert_eq!(line(&unconfined, "Seccomp:"), "0", "{unconfined}");
     assert!(unconfined.contains("userns-made"), "{unconfined}");
     // CAP_SYS_ADMIN opens mount (the capability-gated group), as in docker.
-    let mount = "mount -t tmpfs t /mnt 2>&1 && echo mounted";
+    let mount = "mount -t tmpfs t /tmp 2>&1 && echo mounted; true";
     assert!(!f.out(&[], mount).contains("mounted"));
     assert!(f
         .out(&["--cap-add", "SYS_ADMIN"], mount)
@@ -205,7 +205,7 @@ async fn capabilities_follow_cap_add_and_cap_drop() {
     let Some(f) = Fixture::new("capabilities_follow_cap_add_and_cap_drop").await else {
         return;
     };
-    let chown = "touch /f && chown 1:1 /f 2>&1 && echo chowned";
+    let chown = "touch /f && chown 1:1 /f 2>&1 && echo chowned; true";
     let default = f.out(&[], &format!("{STATUS}; {chown}"));
     assert_eq!(line(&default, "CapEff:"), default_caps(), "{default}");
     assert_eq!(line(&default, "CapBnd:"), default_caps(), "{default}");
@@ -310,7 +310,7 @@ async fn docker_agrees_on_capabilities_seccomp_and_no_new_privs() {
         ],
         &["--cap-add", "SYS_ADMIN", "--cap-drop", "NET_RAW"],
     ];
-    let probe = "/bin/busybox grep -E '^(CapInh|CapPrm|CapEff|CapBnd|CapAmb|NoNewPrivs|Seccomp):' /proc/self/status; /bin/busybox unshare -U /bin/busybox true 2>/dev/null && echo userns-made";
+    let probe = "/bin/busybox grep -E '^(CapInh|CapPrm|CapEff|CapBnd|CapAmb|NoNewPrivs|Seccomp):' /proc/self/status; /bin/busybox unshare -U /bin/busybox true 2>/dev/null && echo userns-made; true";
     for flags in flag_sets {
         let mut args = vec!["run", "--rm", "--network", "none"];
         args.extend_from_slice(flags);
@@ -319,4 +319,39 @@ async fn docker_agrees_on_capabilities_seccomp_and_no_new_privs() {
         let ours = f.out(flags, probe);
         assert_eq!(ours, docker, "rctl and docker differ with {flags:?}");
     }
+}
+
+/// `rctl build` runs RUN steps under the default profile, as docker's builder does.
+#[tokio::test(flavor = "multi_thread")]
+async fn build_run_steps_get_the_default_profile() {
+    let Some(f) = Fixture::new("build_run_steps_get_the_default_profile").await else {
+        return;
+    };
+    let context = tempfile::tempdir().unwrap();
+    std::fs::write(
+        context.path().join("Dockerfile"),
+        format!(
+            "FROM {}\nRUN grep -E '^(CapEff|Seccomp):' /proc/self/status > /confined; unshare -U true 2> /userns; true\nCMD [\"cat\", \"/confined\", \"/userns\"]\n",
+            f.0.image()
+        ),
+    )
+    .unwrap();
+    let rctl = &f.0.rctl;
+    rctl.ok(&[
+        "build",
+        "-q",
+        "-t",
+        "confined:1",
+        &context.path().display().to_string(),
+    ]);
+    let out = rctl.ok(&[
+        "run",
+        "--rm",
+        "--security-opt",
+        "seccomp=unconfined",
+        "confined:1",
+    ]);
+    assert_eq!(line(&out, "Seccomp:"), "2", "{out}");
+    assert_eq!(line(&out, "CapEff:"), default_caps(), "{out}");
+    assert!(out.contains("Operation not permitted"), "{out}");
 }
