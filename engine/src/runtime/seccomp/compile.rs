@@ -343,4 +343,33 @@ mod tests {
         assert_eq!(target.syscall("mkdir"), Some(83));
         assert_eq!(target.syscall("chown32"), None);
     }
+
+    #[test]
+    fn the_default_profile_builds_for_both_architectures_and_every_capability() {
+        let all: Vec<String> = crate::runtime::capabilities::NAMES
+            .iter()
+            .map(|c| c.to_string())
+            .collect();
+        for (arch, arch_name) in [
+            (TargetArch::x86_64, "amd64"),
+            (TargetArch::aarch64, "arm64"),
+        ] {
+            for capabilities in [Vec::new(), all.clone()] {
+                let target = Target {
+                    arch,
+                    arch_name,
+                    capabilities,
+                    kernel: (6, 1),
+                };
+                let program = compile(&super::super::default::profile(), &target)
+                    .unwrap()
+                    .unwrap();
+                assert!(
+                    program.len() < MAX_INSTRUCTIONS,
+                    "{arch:?}: {}",
+                    program.len()
+                );
+            }
+        }
+    }
 }
