@@ -319,6 +319,15 @@ pub fn ps(context: &Context, args: PsArgs) -> Result<i32, CliError> {
     Ok(0)
 }
 
+/// A list as docker's `inspect` shows it: `null` when empty.
+fn non_empty(items: &[String]) -> Value {
+    if items.is_empty() {
+        Value::Null
+    } else {
+        json!(items)
+    }
+}
+
 /// docker's `inspect` document for a container.
 pub fn inspect_json(c: &Container) -> Value {
     let config = &c.config;
@@ -385,6 +394,10 @@ pub fn inspect_json(c: &Container) -> Value {
             "Memory": config.resources.memory.unwrap_or(0),
             "NanoCpus": config.resources.cpus.map(|c| (c * 1e9) as u64).unwrap_or(0),
             "PidsLimit": config.resources.pids_limit,
+            "SecurityOpt": non_empty(&config.security.security_opt),
+            "CapAdd": non_empty(&config.security.cap_add),
+            "CapDrop": non_empty(&config.security.cap_drop),
+            "ReadonlyRootfs": config.security.readonly_rootfs,
             "PortBindings": config.ports.iter().map(|p| (format!("{}/tcp", p.container_port), json!([{"HostIp": p.host_ip, "HostPort": p.host_port.to_string()}]))).collect::<serde_json::Map<_, _>>(),
         },
         "GraphDriver": {

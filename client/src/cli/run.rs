@@ -9,6 +9,7 @@ use rengine::runtime::config::{ContainerConfig, MountConfig, Network, ProcessCon
 use rengine::runtime::containers::Containers;
 use rengine::runtime::image::{self, RunnableImage};
 use rengine::runtime::monitor::layers_root;
+use rengine::runtime::security::{SecurityConfig, SecurityFlags};
 use rengine::runtime::volumes::Volumes;
 use rengine::runtime::{ports, process, time, MONITOR_ARG};
 use rengine::snapshot::Snapshotter;
@@ -85,6 +86,19 @@ pub struct CreateArgs {
     /// Signal `stop` sends first.
     #[arg(long)]
     stop_signal: Option<String>,
+    /// Security options: seccomp=unconfined|builtin|FILE (a docker profile),
+    /// no-new-privileges[=true|false].
+    #[arg(long = "security-opt")]
+    security_opt: Vec<String>,
+    /// Add a Linux capability (NET_ADMIN or CAP_NET_ADMIN; ALL for every one).
+    #[arg(long = "cap-add")]
+    cap_add: Vec<String>,
+    /// Drop a Linux capability (ALL for every one).
+    #[arg(long = "cap-drop")]
+    cap_drop: Vec<String>,
+    /// Mount the container's root filesystem read-only.
+    #[arg(long = "read-only")]
+    read_only: bool,
     image: String,
     /// The command and its arguments (default: the image's).
     #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
@@ -254,6 +268,13 @@ fn create_container(
     context: &Context,
     args: &CreateArgs,
 ) -> Result<(Containers, String), CliError> {
+    // Checked first: a bad profile or capability fails before any pull.
+    let security = SecurityConfig::from_flags(&SecurityFlags {
+        security_opt: &args.security_opt,
+        cap_add: &args.cap_add,
+        cap_drop: &args.cap_drop,
+        read_only: args.read_only,
+    })?;
     let (image_name, image) = ensure_image(context, args)?;
     let containers = Containers::open(&context.root)?;
     let id = Containers::new_id();
@@ -353,6 +374,7 @@ fn create_container(
             }),
         stop_timeout: args.stop_timeout.unwrap_or(10),
         image_config: image.config.clone(),
+        security,
     };
     containers.create(&config)?;
     Ok((containers, id))

@@ -841,6 +841,8 @@ impl Work<'_> {
             auto_remove: false,
             stop_signal: "SIGTERM".into(),
             stop_timeout: 10,
+            // RUN steps get docker's default seccomp profile and capabilities, as docker's builder.
+            security: Default::default(),
             image_config: self
                 .image
                 .config

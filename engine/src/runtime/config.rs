@@ -2,6 +2,7 @@
 //! filesystem, mounts, network, ports and resources. Saved as
 //! `containers/<id>/config.json`.
 
+use super::security::{Confinement, SecurityConfig};
 use roci::Digest;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -36,6 +37,9 @@ pub struct ContainerConfig {
     pub stop_timeout: u64,
     /// The image's config section, for `inspect`.
     pub image_config: Value,
+    /// Seccomp, capabilities, no_new_privs, read-only root (docker's defaults when absent).
+    #[serde(default)]
+    pub security: SecurityConfig,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -113,4 +117,6 @@ pub struct InitSpec {
     pub etc_files: Vec<(String, String)>,
     pub process: ProcessConfig,
     pub init: bool,
+    /// Capabilities, seccomp filter, no_new_privs and read-only root.
+    pub confinement: Confinement,
 }

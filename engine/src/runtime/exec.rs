@@ -9,6 +9,7 @@ use super::cgroup;
 use super::containers::Container;
 use super::launch::{drop_capabilities, find_program, launch, with_home, Launch};
 use super::process::resolve_user;
+use super::security::Confinement;
 use super::session::{block_signals, supervise, PtyRelay, RawTerminal};
 use super::{io, sys, Result, RuntimeError};
 use nix::sched::{setns, CloneFlags};
@@ -94,6 +95,8 @@ pub fn exec(container: &Container, options: &ExecOptions) -> Result<i32> {
         .clone()
         .unwrap_or_else(|| container.config.process.cwd.clone());
     let keep_mknod = cgroup::restricts_devices();
+    // The same capabilities and seccomp filter as the container's command, as docker exec.
+    let confinement = Confinement::for_container(&container.config.security)?;
     let signals = block_signals()?;
     for (file, flag) in &namespaces {
         setns(file, *flag).map_err(sys("join the container's namespaces"))?;
@@ -108,7 +111,7 @@ pub fn exec(container: &Container, options: &ExecOptions) -> Result<i32> {
                 &env,
                 &user_spec,
                 &cwd,
-                keep_mknod,
+                (&confinement, keep_mknod),
             );
             std::process::exit(code)
         }
@@ -137,7 +140,7 @@ fn child(
     env: &[String],
     user_spec: &str,
     cwd: &str,
-    keep_mknod: bool,
+    (confinement, keep_mknod): (&Confinement, bool),
 ) -> i32 {
     for mut file in procs {
         let _ = file.write_all(b"0");
@@ -151,7 +154,7 @@ fn child(
             let _ = nix::unistd::dup2_stdin(&null);
         }
     }
-    if let Err(e) = drop_capabilities(keep_mknod) {
+    if let Err(e) = drop_capabilities(confinement, keep_mknod) {
         eprintln!("rctl: {e}");
         return 126;
     }
@@ -172,6 +175,7 @@ fn child(
                 user_spec,
                 cwd,
                 tty: slave.is_some(),
+                confinement,
             };
             launch(&program, &command, 126)
         }

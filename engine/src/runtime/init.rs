@@ -1,8 +1,9 @@
 //! The container's first process, run as `rctl __rctl-init` by the
 //! monitor's `clone` into new namespaces (it is PID 1 there). It reads
 //! its [`InitSpec`] from fd 3 (the monitor writes it once the process is
-//! in its cgroup), builds the root, sets hostname, network, user and
-//! working directory, and execs the command. A failure before the exec is
+//! in its cgroup), builds the root (read-only with `--read-only`), sets
+//! hostname, network, user and working directory, cuts capabilities,
+//! installs the seccomp filter, and execs the command. A failure before the exec is
 //! written to fd 4 (closed on exec, so the monitor reading it to EOF
 //! learns whether the exec happened) with the exit code docker would give.
 //!
@@ -93,8 +94,14 @@ fn run(spec: &InitSpec) -> InitFailure {
     if let Err(e) = std::fs::create_dir_all(cwd) {
         return fail(1, format!("create the working directory {cwd}: {e}"));
     }
+    let confinement = &spec.confinement;
+    if confinement.readonly_rootfs {
+        if let Err(e) = super::security::remount_root_readonly() {
+            return fail(1, e.to_string());
+        }
+    }
     let env = with_home(&spec.process.env, &user);
-    if let Err(e) = drop_capabilities(keep_mknod) {
+    if let Err(e) = drop_capabilities(confinement, keep_mknod) {
         return fail(1, e);
     }
     let program = match find_program(&spec.process.args[0], &env) {
@@ -108,6 +115,7 @@ fn run(spec: &InitSpec) -> InitFailure {
         user_spec: &spec.process.user,
         cwd,
         tty: spec.process.tty,
+        confinement,
     };
     if !spec.init {
         return launch(&program, &command, 1);
@@ -125,6 +133,11 @@ fn run(spec: &InitSpec) -> InitFailure {
             std::process::exit(failure.code)
         }
         Ok(nix::unistd::ForkResult::Parent { child }) => {
+            // The reaper stays in the container: the command's filter and capabilities.
+            if let Err(e) = confinement.confine_self(keep_mknod) {
+                let _ = nix::sys::signal::kill(child, nix::sys::signal::Signal::SIGKILL);
+                return fail(1, e);
+            }
             // SAFETY: closing our copy of the error pipe; the child holds its own.
             unsafe {
                 libc::close(ERROR_FD);

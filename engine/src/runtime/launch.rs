@@ -1,10 +1,12 @@
 //! The last steps of every process started in a container, the command
 //! itself (from the init) and an `exec`'d one alike: capabilities cut to
-//! docker's set, the program found in PATH, then session, terminal, user
-//! and directory, and `execve`. A failure comes back with the exit code
-//! docker gives it (127 not found, 126 not executable).
+//! the container's set, the program found in PATH, then session,
+//! terminal, user and directory, the seccomp filter and no_new_privs, and
+//! `execve`. A failure comes back with the exit code docker gives it (127
+//! not found, 126 not executable).
 
 use super::process::{User, DEFAULT_PATH};
+use super::security::Confinement;
 use super::session::reset_signals;
 use serde::{Deserialize, Serialize};
 use std::ffi::CString;
@@ -24,34 +26,13 @@ pub fn fail(code: i32, message: impl Into<String>) -> Failure {
     }
 }
 
-/// The capabilities docker leaves a container (its default bounding set,
-/// `0xa80425fb`): CHOWN, DAC_OVERRIDE, FOWNER, FSETID, KILL, SETGID,
-/// SETUID, SETPCAP, NET_BIND_SERVICE, NET_RAW, SYS_CHROOT, MKNOD,
-/// AUDIT_WRITE, SETFCAP. Without SYS_ADMIN and the rest, root in the
-/// container cannot remount, load modules, or reach the host's devices.
-const KEPT_CAPABILITIES: [libc::c_ulong; 14] = [0, 1, 3, 4, 5, 6, 7, 8, 10, 13, 18, 27, 29, 31];
-
-/// Drops every other capability from the bounding set (so no exec can
-/// gain it back), for this process and what it runs. Where the device
-/// cgroup cannot be used (v2 without a BPF program), MKNOD goes too:
-/// `keep_mknod` is [`super::cgroup::restricts_devices`], asked while the
-/// host's mounts are still in view.
-pub fn drop_capabilities(keep_mknod: bool) -> Result<(), String> {
-    for cap in 0..64 {
-        if KEPT_CAPABILITIES.contains(&cap) && (cap != 27 || keep_mknod) {
-            continue;
-        }
-        // SAFETY: prctl with an integer argument.
-        let done = unsafe { libc::prctl(libc::PR_CAPBSET_DROP, cap, 0, 0, 0) };
-        if done != 0 {
-            let error = std::io::Error::last_os_error();
-            if error.raw_os_error() == Some(libc::EINVAL) {
-                break; // past the last capability this kernel knows
-            }
-            return Err(format!("drop capability {cap}: {error}"));
-        }
-    }
-    Ok(())
+/// Drops every capability the container may not have from the bounding
+/// set (so no exec can gain it back), for this process and what it runs.
+/// Where the device cgroup cannot be used (v2 without a BPF program),
+/// MKNOD goes too: `keep_mknod` is [`super::cgroup::restricts_devices`],
+/// asked while the host's mounts are still in view.
+pub fn drop_capabilities(confinement: &Confinement, keep_mknod: bool) -> Result<(), String> {
+    super::capabilities::drop_bounding(confinement.bounding(keep_mknod))
 }
 
 /// The environment with `HOME` set from the user's entry when it is missing.
@@ -115,11 +96,14 @@ pub struct Launch<'a> {
     pub cwd: &'a str,
     /// Stdin is a pty slave to take as the controlling terminal.
     pub tty: bool,
+    /// The seccomp filter and no_new_privs to apply.
+    pub confinement: &'a Confinement,
 }
 
 /// Becomes `program`: a new session (with the pty as its terminal), the
 /// user's groups, gid and uid, the working directory, default signals,
-/// then `execve`. Returns only on failure; a failure before the exec
+/// the seccomp filter (before the user changes unless no_new_privs is
+/// asked for, as runc orders them), then `execve`. Returns only on failure; a failure before the exec
 /// gets `setup_code` (the init exits 1, as runc; `exec` 126, as docker exec).
 pub fn launch(program: &Path, l: &Launch<'_>, setup_code: i32) -> Failure {
     use nix::unistd::{setgid, setgroups, setsid, setuid, Gid, Uid};
@@ -129,6 +113,9 @@ pub fn launch(program: &Path, l: &Launch<'_>, setup_code: i32) -> Failure {
         unsafe {
             libc::ioctl(0, libc::TIOCSCTTY, 0);
         }
+    }
+    if let Err(e) = l.confinement.before_user_switch() {
+        return fail(setup_code, e);
     }
     let groups: Vec<Gid> = l.user.groups.iter().map(|g| Gid::from_raw(*g)).collect();
     if let Err(e) = setgroups(&groups)
@@ -146,6 +133,9 @@ pub fn launch(program: &Path, l: &Launch<'_>, setup_code: i32) -> Failure {
     let env: Vec<CString> = l.env.iter().map(|e| to_c(e)).collect();
     let path = to_c(&program.to_string_lossy());
     reset_signals();
+    if let Err(e) = l.confinement.before_exec() {
+        return fail(setup_code, e);
+    }
     let error = match nix::unistd::execve(&path, &args, &env) {
         Err(e) => e,
         Ok(never) => match never {},

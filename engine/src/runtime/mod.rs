@@ -26,7 +26,10 @@
 //! - [`exec`]: a process joining a running container.
 //! - [`ports`]: `-p` relays from the host's loopback into the container's network.
 //! - [`volumes`]: named volumes.
+//! - [`security`], [`capabilities`] and [`seccomp`]: `--security-opt`, `--cap-add`/`--cap-drop`
+//!   and `--read-only`, and docker's default seccomp profile.
 
+pub mod capabilities;
 pub mod cgroup;
 pub mod config;
 pub mod containers;
@@ -38,6 +41,8 @@ pub mod monitor;
 pub mod ports;
 pub mod process;
 pub mod rootfs;
+pub mod seccomp;
+pub mod security;
 pub mod session;
 pub mod state;
 pub mod time;

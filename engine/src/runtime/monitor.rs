@@ -196,6 +196,8 @@ fn run(
         etc_files: etc_files(config, dir).map_err(fail125)?,
         process: config.process.clone(),
         init: config.init,
+        confinement: super::security::Confinement::for_container(&config.security)
+            .map_err(fail125)?,
     };
     let listeners = super::ports::bind(&config.ports).map_err(|e| (125, e))?;
 
