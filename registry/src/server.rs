@@ -57,12 +57,7 @@ impl Server {
     /// Opens storage and binds the listener as `config` says.
     pub async fn bind(config: Config) -> Result<Server, ServeError> {
         let backend = FsBackend::open(config.storage.root_directory())?;
-        let registry = Registry::new(
-            Arc::new(backend),
-            Options {
-                delete_enabled: config.storage.delete.enabled,
-            },
-        );
+        let registry = Registry::open(Arc::new(backend), Options::from_config(&config)).await?;
         let app = Arc::new(App {
             registry,
             extra_headers: extra_headers(&config)?,
