@@ -127,14 +127,32 @@ fn dangling_tags(root: &Path, repo: &str) -> Vec<String> {
     dangling
 }
 
+/// Tags pushed at once against each delete.
+const TAGS_PER_ROUND: usize = 3;
+
 /// Rounds of "PUT by tag" on `bases[0]` racing "DELETE by digest" on
 /// `bases[1]`; then every listed tag must resolve and no stored tag may
-/// point at a missing manifest.
+/// point at a missing manifest. The repository also holds a few hundred
+/// tags of another manifest, so that a delete spends a while on its tags,
+/// as it does in a busy repository.
 async fn race_tag_against_delete(bases: [&str; 2], root: &Path) {
     let client = http_client();
     let repo = "race/app";
     let manifest = pushed_image(&client, bases[0], repo, "raced").await;
     let digest = sha256(&manifest);
+    let other = pushed_image(&client, bases[0], repo, "other").await;
+    let r = put(
+        &client,
+        format!("{}/v2/{repo}/manifests/other", bases[0]),
+        OCI_MANIFEST,
+        &other,
+    )
+    .await;
+    assert_eq!(r.status(), 201);
+    let tags = root.join("repositories").join(repo).join("_tags");
+    for i in 0..400 {
+        std::fs::write(tags.join(format!("pad{i:03}")), sha256(&other)).unwrap();
+    }
     let started = Instant::now();
     let mut rounds = 0;
     let mut deleted_while_tagging = 0;
@@ -147,18 +165,23 @@ async fn race_tag_against_delete(bases: [&str; 2], root: &Path) {
         )
         .await;
         assert_eq!(r.status(), 201);
-        let tag_url = format!("{}/v2/{repo}/manifests/t{rounds}", bases[0]);
+        let pushes = (0..TAGS_PER_ROUND).map(|k| {
+            let url = format!("{}/v2/{repo}/manifests/t{rounds}-{k}", bases[0]);
+            put(&client, url, OCI_MANIFEST, &manifest)
+        });
         let delete_url = format!("{}/v2/{repo}/manifests/{digest}", bases[1]);
         let (tagged, deleted) = tokio::join!(
-            put(&client, tag_url, OCI_MANIFEST, &manifest),
+            futures_util::future::join_all(pushes),
             client.delete(delete_url).send()
         );
-        let tagged = tagged.status().as_u16();
         let deleted = deleted.unwrap().status().as_u16();
-        assert!([201, 503].contains(&tagged), "tag push answered {tagged}");
         assert!([202, 404].contains(&deleted), "delete answered {deleted}");
-        if deleted == 202 && tagged == 201 {
-            deleted_while_tagging += 1;
+        for response in tagged {
+            let status = response.status().as_u16();
+            assert!([201, 503].contains(&status), "tag push answered {status}");
+            if deleted == 202 && status == 201 {
+                deleted_while_tagging += 1;
+            }
         }
         rounds += 1;
     }
