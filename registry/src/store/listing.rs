@@ -17,6 +17,7 @@ use crate::error::{Code, RegistryError, Result};
 use crate::names::RepoName;
 use crate::storage::StorageError;
 use serde_json::Value;
+use std::collections::HashMap;
 
 /// Tags read per listing call while filling a page.
 const TAG_BATCH: usize = 1000;
@@ -42,6 +43,8 @@ impl Registry {
         let wanted = n.saturating_add(1);
         let prefix = layout::tags(name);
         let mut live = Vec::new();
+        // Whether each digest seen is in the repository: tags share digests.
+        let mut present: HashMap<Digest, bool> = HashMap::new();
         let mut after = last.map(str::to_string);
         while live.len() < wanted {
             let batch = (wanted - live.len()).min(TAG_BATCH);
@@ -49,7 +52,7 @@ impl Registry {
             let exhausted = keys.len() < batch;
             after = keys.last().cloned();
             for tag in keys {
-                if self.tag_is_live(name, &tag).await? {
+                if self.tag_is_live(name, &tag, &mut present).await? {
                     live.push(tag);
                 }
             }
@@ -61,7 +64,12 @@ impl Registry {
     }
 
     /// Whether `tag` points at a manifest the repository holds.
-    async fn tag_is_live(&self, name: &RepoName, tag: &str) -> Result<bool> {
+    async fn tag_is_live(
+        &self,
+        name: &RepoName,
+        tag: &str,
+        present: &mut HashMap<Digest, bool>,
+    ) -> Result<bool> {
         let bytes = match self.backend.read_all(&layout::tag(name, tag)).await {
             Ok(bytes) => bytes,
             Err(StorageError::NotFound(_)) => return Ok(false), // deleted meanwhile
@@ -71,11 +79,18 @@ impl Registry {
             tracing::warn!(%name, tag, "corrupt tag skipped");
             return Ok(false);
         };
-        let live = self
-            .backend
-            .stat(&layout::manifest_link(name, &digest))
-            .await?
-            .is_some();
+        let live = match present.get(&digest) {
+            Some(live) => *live,
+            None => {
+                let live = self
+                    .backend
+                    .stat(&layout::manifest_link(name, &digest))
+                    .await?
+                    .is_some();
+                present.insert(digest.clone(), live);
+                live
+            }
+        };
         if !live {
             tracing::debug!(%name, tag, %digest, "tag of a missing manifest skipped");
         }
