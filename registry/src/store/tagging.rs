@@ -209,3 +209,73 @@ impl Registry {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::names::Reference;
+    use crate::storage::fs::FsBackend;
+    use crate::storage::Backend;
+    use crate::store::manifests::OCI_INDEX;
+    use crate::store::Options;
+    use std::sync::Arc;
+
+    /// Two registries on one root (as two processes): tag pushes on one
+    /// racing deletes on the other leave no tag of a missing manifest. The
+    /// repository holds 400 other tags, so a delete spends a while on them.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn tag_pushes_racing_deletes_leave_no_dangling_tag() {
+        let dir = tempfile::tempdir().unwrap();
+        let options = || Options {
+            delete_enabled: true,
+            ..Options::default()
+        };
+        let backend = Arc::new(FsBackend::open(dir.path()).unwrap());
+        let pusher = Registry::new(backend.clone(), options());
+        let deleter = Registry::new(Arc::new(FsBackend::open(dir.path()).unwrap()), options());
+        let name = RepoName::parse("race").unwrap();
+        let index = |note: &str| {
+            Bytes::from(format!(
+                r#"{{"schemaVersion":2,"mediaType":"{OCI_INDEX}","manifests":[],"annotations":{{"n":"{note}"}}}}"#
+            ))
+        };
+        let (raced, other) = (index("raced"), index("other"));
+        let digest = Digest::of_bytes(crate::digest::Algorithm::Sha256, &raced);
+        let by_digest = Reference::Digest(digest.clone());
+        let pad: Vec<String> = (0..400).map(|i| format!("pad{i:03}")).collect();
+        pusher
+            .put_manifest(&name, &Reference::Tag("other".into()), None, other, &pad)
+            .await
+            .unwrap();
+        let also = ["x".to_string()];
+        for round in 0..60 {
+            pusher
+                .put_manifest(&name, &by_digest, None, raced.clone(), &[])
+                .await
+                .unwrap();
+            let tag = Reference::Tag(format!("t{round}"));
+            let (pushed, deleted) = tokio::join!(
+                pusher.put_manifest(&name, &tag, None, raced.clone(), &also),
+                deleter.delete_manifest(&name, &by_digest)
+            );
+            assert!(pushed.is_ok() || pushed.is_err_and(|e| e.status.as_u16() == 503));
+            assert!(deleted.is_ok() || deleted.is_err_and(|e| e.code == Code::ManifestUnknown));
+        }
+        let stored = backend
+            .list(&layout::tags(&name), None, 1000)
+            .await
+            .unwrap();
+        let mut dangling = Vec::new();
+        for tag in &stored {
+            let target = backend.read_all(&layout::tag(&name, tag)).await.unwrap();
+            let target: Digest = String::from_utf8_lossy(&target).parse().unwrap();
+            let link = layout::manifest_link(&name, &target);
+            if backend.stat(&link).await.unwrap().is_none() {
+                dangling.push(tag.clone());
+            }
+        }
+        assert_eq!(dangling, Vec::<String>::new(), "tags of a deleted manifest");
+        let (listed, _) = pusher.tags(&name, None, None).await.unwrap();
+        assert_eq!(listed, stored);
+    }
+}
