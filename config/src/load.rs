@@ -181,6 +181,12 @@ fn validate(config: &Config) -> Result<(), ConfigError> {
         ));
     }
     config
+        .validation
+        .manifests
+        .indexes
+        .children()
+        .map_err(|(key, message)| invalid(&key, message))?;
+    config
         .auth
         .validate()
         .map_err(|(key, message)| invalid(&key, message))?;
@@ -450,6 +456,60 @@ health:
                 .unwrap_err()
                 .to_string();
             assert!(err.contains(key), "{text:?} gave {err}");
+        }
+    }
+
+    #[test]
+    fn index_validation_modes_and_bad_values() {
+        use crate::{IndexChildren, Platform};
+        let rule = |yaml: &str| {
+            load_from_str(yaml, "test", env(&[]))
+                .map(|c| c.validation.manifests.indexes.children().unwrap())
+        };
+        assert_eq!(rule("").unwrap(), IndexChildren::All);
+        let indexes = |body: &str| format!("validation:\n  manifests:\n    indexes:\n{body}");
+        assert_eq!(
+            rule(&indexes("      platforms: none\n")).unwrap(),
+            IndexChildren::None
+        );
+        assert_eq!(
+            rule(&indexes("      platforms: All\n")).unwrap(),
+            IndexChildren::All
+        );
+        let amd64 = vec![Platform {
+            os: "linux".into(),
+            architecture: "amd64".into(),
+        }];
+        let distribution_shape = indexes(
+            "      platforms: list\n      platformlist:\n        - os: linux\n          architecture: amd64\n",
+        );
+        assert_eq!(
+            rule(&distribution_shape).unwrap(),
+            IndexChildren::Platforms(amd64.clone())
+        );
+        let short = indexes("      platforms:\n        - {os: linux, architecture: amd64}\n");
+        assert_eq!(rule(&short).unwrap(), IndexChildren::Platforms(amd64));
+        // The environment overrides it as Distribution's variables do.
+        let from_env = load_from_str(
+            "",
+            "test",
+            env(&[("REGISTRY_VALIDATION_MANIFESTS_INDEXES_PLATFORMS", "none")]),
+        )
+        .unwrap();
+        assert_eq!(
+            from_env.validation.manifests.indexes.children().unwrap(),
+            IndexChildren::None
+        );
+        for (body, key) in [
+            ("      platforms: some\n", "validation.manifests.indexes.platforms"),
+            ("      platforms: 3\n", "validation.manifests.indexes.platforms"),
+            ("      platforms: list\n", "validation.manifests.indexes.platformlist"),
+            ("      platforms: list\n      platformlist: []\n", "validation.manifests.indexes.platformlist"),
+            ("      platforms:\n        - {os: linux}\n", "validation.manifests.indexes.platforms"),
+            ("      platforms: none\n      platformlist:\n        - {os: linux, architecture: arm64}\n", "validation.manifests.indexes.platformlist"),
+        ] {
+            let err = rule(&indexes(body)).unwrap_err().to_string();
+            assert!(err.contains(key), "{body:?}: {err}");
         }
     }
 }

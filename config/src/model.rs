@@ -30,6 +30,8 @@ pub struct Config {
     pub health: Option<serde_yaml::Value>,
     #[serde(default)]
     pub auth: crate::auth::Auth,
+    #[serde(default)]
+    pub validation: Validation,
 }
 
 /// `log`: how much the server says, and how.
@@ -311,6 +313,119 @@ fn default_drain() -> GoDuration {
 pub struct Tls {
     pub certificate: PathBuf,
     pub key: PathBuf,
+}
+
+/// `validation`: what the registry checks in pushed content.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Validation {
+    #[serde(default)]
+    pub manifests: ManifestValidation,
+}
+
+/// `validation.manifests`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ManifestValidation {
+    #[serde(default)]
+    pub indexes: IndexValidation,
+}
+
+/// `validation.manifests.indexes`: which child manifests of a pushed index
+/// must already be in the repository, in Distribution 3's shape.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IndexValidation {
+    /// `all` (the default, as in Distribution), `none`, `list` (the
+    /// platforms of `platformlist`), or the list of platforms itself.
+    #[serde(default)]
+    pub platforms: Option<serde_yaml::Value>,
+    /// The platforms whose children must exist, with `platforms: list`.
+    #[serde(default)]
+    pub platformlist: Option<Vec<Platform>>,
+}
+
+/// A platform of `validation.manifests.indexes`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Platform {
+    pub os: String,
+    pub architecture: String,
+}
+
+/// Which children of an index must exist when the index is pushed.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum IndexChildren {
+    /// Every child (Distribution's default, and the only behaviour of 2.x).
+    #[default]
+    All,
+    /// None: sparse indexes are accepted as they are.
+    None,
+    /// Children whose platform is one of these (others may be absent).
+    Platforms(Vec<Platform>),
+}
+
+impl IndexValidation {
+    /// The rule these keys give, or the key at fault and why.
+    pub fn children(&self) -> Result<IndexChildren, (String, String)> {
+        const PLATFORMS: &str = "validation.manifests.indexes.platforms";
+        const LIST: &str = "validation.manifests.indexes.platformlist";
+        let listed = |platforms: &[Platform], key: &str| {
+            if platforms.is_empty() {
+                return Err((
+                    key.to_string(),
+                    "must name at least one platform ({os, architecture})".to_string(),
+                ));
+            }
+            if let Some(bad) = platforms
+                .iter()
+                .find(|p| p.os.trim().is_empty() || p.architecture.trim().is_empty())
+            {
+                return Err((
+                    key.to_string(),
+                    format!("platform {bad:?} needs both os and architecture"),
+                ));
+            }
+            Ok(IndexChildren::Platforms(platforms.to_vec()))
+        };
+        let rule = match &self.platforms {
+            None => IndexChildren::All,
+            Some(serde_yaml::Value::String(word)) => match word.to_ascii_lowercase().as_str() {
+                "all" => IndexChildren::All,
+                "none" => IndexChildren::None,
+                "list" => {
+                    return listed(self.platformlist.as_deref().unwrap_or_default(), LIST);
+                }
+                other => {
+                    return Err((
+                        PLATFORMS.to_string(),
+                        format!("unknown value {other:?}: expected all, none, list (with platformlist) or a list of {{os, architecture}}"),
+                    ))
+                }
+            },
+            Some(value @ serde_yaml::Value::Sequence(_)) => {
+                let platforms: Vec<Platform> = serde_yaml::from_value(value.clone())
+                    .map_err(|e| (PLATFORMS.to_string(), format!("not a list of {{os, architecture}}: {e}")))?;
+                if self.platformlist.is_some() {
+                    return Err((LIST.to_string(), "given with a list in platforms: keep one of them".to_string()));
+                }
+                return listed(&platforms, PLATFORMS);
+            }
+            Some(other) => {
+                return Err((
+                    PLATFORMS.to_string(),
+                    format!("expected all, none, list or a list of {{os, architecture}}, not {other:?}"),
+                ))
+            }
+        };
+        if self.platformlist.is_some() {
+            return Err((
+                LIST.to_string(),
+                "is read only with platforms: list".to_string(),
+            ));
+        }
+        Ok(rule)
+    }
 }
 
 impl Config {

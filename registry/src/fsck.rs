@@ -14,7 +14,13 @@ pub async fn run(config: &Config, repair: bool) -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let registry = Registry::new(backend, Options::default());
+    let registry = match Registry::open(backend, Options::from_config(config)).await {
+        Ok(registry) => registry,
+        Err(e) => {
+            eprintln!("rregistry fsck: cannot open the registry: {e}");
+            return ExitCode::from(2);
+        }
+    };
     let age = config.storage.maintenance.uploadpurging.age.0;
     let started = Instant::now();
     let report = match registry.fsck(age, repair).await {

@@ -60,12 +60,11 @@ pub struct Server {
 impl Server {
     /// Opens storage and binds the listener as `config` says.
     pub async fn bind(config: Config) -> Result<Server, ServeError> {
-        let registry = Registry::new(
+        let registry = Registry::open(
             crate::storage::open(&config)?,
-            Options {
-                delete_enabled: config.storage.delete.enabled,
-            },
-        );
+            Options::from_config(&config),
+        )
+        .await?;
         let app = Arc::new(App {
             registry,
             extra_headers: extra_headers(&config)?,

@@ -74,7 +74,7 @@ async fn fsck_finds_and_repairs_every_broken_promise() {
         .and_then(|f| f.set_modified(old))
         .expect("age the upload");
     // A repository missing from the catalog.
-    std::fs::remove_dir_all(root.join("catalog")).expect("drop the catalog");
+    std::fs::remove_dir_all(root.join("catalog-v2")).expect("drop the catalog");
 
     let (code, out) = fsck(&registry, false);
     assert_eq!(code, 1, "a broken store: {out}");

@@ -6,7 +6,7 @@ use crate::names::{Reference, RepoName};
 use crate::store::manifests::MAX_MANIFEST_BYTES;
 use crate::store::Registry;
 use axum::body::Body;
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::Response;
 use bytes::{Bytes, BytesMut};
 use futures_util::StreamExt;
@@ -76,6 +76,9 @@ pub async fn put(
         )
         .with_status(StatusCode::PAYLOAD_TOO_LARGE)
     };
+    // `?tag=a&tag=b` (distribution-spec v1.1.1, "pushing manifests with
+    // tags"): applied with the manifest, each answered with `OCI-Tag`.
+    let tags: Vec<String> = incoming.query.all("tag").map(str::to_string).collect();
     let declared = content_length(&incoming.headers);
     let content_type = header(&incoming.headers, "content-type").map(str::to_string);
     let bytes = match read_limited(incoming.body, declared).await? {
@@ -83,7 +86,7 @@ pub async fn put(
         None => return Err(too_large()),
     };
     let pushed = registry
-        .put_manifest(name, reference, content_type.as_deref(), bytes)
+        .put_manifest(name, reference, content_type.as_deref(), bytes, &tags)
         .await?;
     let mut out = vec![
         (
@@ -96,7 +99,13 @@ pub async fn put(
     if let Some(subject) = pushed.subject {
         out.push(("oci-subject", subject));
     }
-    Ok(empty(StatusCode::CREATED, &out))
+    let mut response = empty(StatusCode::CREATED, &out);
+    for tag in &pushed.tags {
+        if let Ok(value) = HeaderValue::from_str(tag) {
+            response.headers_mut().append("oci-tag", value);
+        }
+    }
+    Ok(response)
 }
 
 /// Past this, an oversize body is no longer read (the connection closes).

@@ -1,14 +1,20 @@
 //! Manifests: validated on push, stored byte for byte with the media type
 //! they were pushed with, reachable by digest and by tag.
 //!
-//! A push is written in an order that never shows a half state: the bytes
-//! (content-addressed), then the repository's link to them, then the
-//! referrers entry, then the tag.
+//! A push is checked whole before anything is written ([`super::references`],
+//! tag names), then written in an order where every prefix is a state the
+//! registry may be in: the catalog entry first (the write most likely to
+//! fail, and harmless alone: an empty repository), then the bytes
+//! (content-addressed, invisible until linked), then the link, referrer
+//! entry and tags as [`super::tagging`] publishes them, safe against a
+//! concurrent delete. A push that fails part way leaves no tag or referrer
+//! entry without its manifest.
 
+use super::tagging::Publication;
 use super::{layout, Registry};
 use crate::digest::{Algorithm, Digest};
 use crate::error::{Code, RegistryError, Result};
-use crate::names::{Reference, RepoName};
+use crate::names::{valid_tag, Reference, RepoName};
 use crate::storage::StorageError;
 use bytes::Bytes;
 use oci_spec::image::{Descriptor, ImageIndex, ImageManifest};
@@ -27,7 +33,7 @@ const DOCKER_SCHEMA1: [&str; 3] = [
     "application/vnd.docker.distribution.manifest.v1",
 ];
 /// Layer media types that may live elsewhere (their `urls`), not in this registry.
-const NON_DISTRIBUTABLE: [&str; 4] = [
+pub(super) const NON_DISTRIBUTABLE: [&str; 4] = [
     "application/vnd.oci.image.layer.nondistributable.v1.tar",
     "application/vnd.oci.image.layer.nondistributable.v1.tar+gzip",
     "application/vnd.oci.image.layer.nondistributable.v1.tar+zstd",
@@ -47,10 +53,12 @@ pub struct StoredManifest {
 pub struct Pushed {
     pub digest: Digest,
     pub subject: Option<String>,
+    /// The tags applied from `?tag=` (each answered with an `OCI-Tag` header).
+    pub tags: Vec<String>,
 }
 
 /// The parts of a manifest the registry acts on.
-enum Parsed {
+pub(super) enum Parsed {
     Image(Box<ImageManifest>),
     Index(Box<ImageIndex>),
 }
@@ -153,26 +161,40 @@ fn parse(bytes: &[u8], content_type: Option<&str>) -> Result<(String, Parsed)> {
     Ok((media_type, parsed))
 }
 
-fn descriptor_digest(descriptor: &Descriptor) -> Result<Digest> {
+pub(super) fn descriptor_digest(descriptor: &Descriptor) -> Result<Digest> {
     let text = descriptor.digest().to_string();
     text.parse()
         .map_err(|e| invalid(format!("descriptor digest {text:?}: {e}")))
 }
 
 impl Registry {
-    /// Pushes a manifest under a tag or a digest.
+    /// Pushes a manifest under a tag or a digest, and under `tags` (the
+    /// `?tag=` of the request) too.
     pub async fn put_manifest(
         &self,
         name: &RepoName,
         reference: &Reference,
         content_type: Option<&str>,
         bytes: Bytes,
+        tags: &[String],
     ) -> Result<Pushed> {
         if bytes.len() > MAX_MANIFEST_BYTES {
             return Err(invalid(format!(
                 "manifest exceeds the {MAX_MANIFEST_BYTES}-byte limit"
             ))
             .with_status(axum::http::StatusCode::PAYLOAD_TOO_LARGE));
+        }
+        let mut applied: Vec<String> = Vec::new();
+        for tag in tags {
+            if !valid_tag(tag) {
+                return Err(RegistryError::new(
+                    Code::TagInvalid,
+                    format!("invalid tag {tag:?}: a tag is [a-zA-Z0-9_][a-zA-Z0-9._-]{{0,127}}"),
+                ));
+            }
+            if !applied.contains(tag) {
+                applied.push(tag.clone());
+            }
         }
         let digest = match reference {
             Reference::Digest(expected) => {
@@ -189,100 +211,49 @@ impl Registry {
         };
         let (media_type, parsed) = parse(&bytes, content_type)?;
         self.check_references(name, &parsed).await?;
+        let referrer = match parsed.subject() {
+            Some(descriptor) => {
+                let subject = descriptor_digest(descriptor)?;
+                let mut entry = json!({
+                    "mediaType": media_type,
+                    "digest": digest.to_string(),
+                    "size": bytes.len(),
+                });
+                if let Some(artifact_type) = parsed.artifact_type() {
+                    entry["artifactType"] = Value::String(artifact_type);
+                }
+                if let Some(annotations) = parsed.annotations() {
+                    entry["annotations"] = annotations;
+                }
+                Some((subject, Bytes::from(entry.to_string())))
+            }
+            None => None,
+        };
+        let mut all_tags = applied.clone();
+        if let Reference::Tag(tag) = reference {
+            if !all_tags.contains(tag) {
+                all_tags.push(tag.clone());
+            }
+        }
 
+        self.register_repository(name).await?;
         self.backend
             .write_if_absent(&layout::blob(&digest), bytes.clone())
             .await?;
-        self.backend
-            .write_all(
-                &layout::manifest_link(name, &digest),
-                Bytes::from(media_type.clone()),
-            )
-            .await?;
-        let mut subject = None;
-        if let Some(descriptor) = parsed.subject() {
-            let subject_digest = descriptor_digest(descriptor)?;
-            let mut entry = json!({
-                "mediaType": media_type,
-                "digest": digest.to_string(),
-                "size": bytes.len(),
-            });
-            if let Some(artifact_type) = parsed.artifact_type() {
-                entry["artifactType"] = Value::String(artifact_type);
-            }
-            if let Some(annotations) = parsed.annotations() {
-                entry["annotations"] = annotations;
-            }
-            self.backend
-                .write_all(
-                    &layout::referrer(name, &subject_digest, &digest),
-                    Bytes::from(entry.to_string()),
-                )
-                .await?;
-            subject = Some(subject_digest.to_string());
-        }
-        if let Reference::Tag(tag) = reference {
-            self.backend
-                .write_all(&layout::tag(name, tag), Bytes::from(digest.to_string()))
-                .await?;
-        }
-        self.register_repository(name).await?;
-        Ok(Pushed { digest, subject })
-    }
-
-    /// Every blob and child manifest a manifest names must be in the repository.
-    async fn check_references(&self, name: &RepoName, parsed: &Parsed) -> Result<()> {
-        let mut missing = Vec::new();
-        match parsed {
-            Parsed::Image(manifest) => {
-                let blobs = std::iter::once(manifest.config()).chain(manifest.layers().iter());
-                for descriptor in blobs {
-                    let foreign = NON_DISTRIBUTABLE
-                        .contains(&descriptor.media_type().to_string().as_str())
-                        && descriptor
-                            .urls()
-                            .as_ref()
-                            .is_some_and(|urls| !urls.is_empty());
-                    if foreign {
-                        continue;
-                    }
-                    let digest = descriptor_digest(descriptor)?;
-                    if self
-                        .backend
-                        .stat(&layout::layer_link(name, &digest))
-                        .await?
-                        .is_none()
-                    {
-                        missing.push(digest.to_string());
-                    }
-                }
-            }
-            Parsed::Index(index) => {
-                for descriptor in index.manifests() {
-                    let digest = descriptor_digest(descriptor)?;
-                    if self
-                        .backend
-                        .stat(&layout::manifest_link(name, &digest))
-                        .await?
-                        .is_none()
-                    {
-                        missing.push(digest.to_string());
-                    }
-                }
-            }
-        }
-        if missing.is_empty() {
-            Ok(())
-        } else {
-            Err(RegistryError::new(
-                Code::ManifestBlobUnknown,
-                format!(
-                    "manifest references content unknown to {name}: {}",
-                    missing.join(", ")
-                ),
-            )
-            .with_detail(json!({ "missing": missing })))
-        }
+        let subject = referrer.as_ref().map(|(subject, _)| subject.to_string());
+        self.publish(&Publication {
+            name,
+            digest: &digest,
+            media_type: &media_type,
+            referrer,
+            tags: &all_tags,
+        })
+        .await?;
+        Ok(Pushed {
+            digest,
+            subject,
+            tags: applied,
+        })
     }
 
     /// Resolves a reference to the digest of a manifest of `name`.
@@ -340,30 +311,16 @@ impl Registry {
             }
             Reference::Digest(digest) => {
                 let stored = self.get_manifest(name, reference).await?;
-                // Tags first, so that no tag ever points at a removed manifest.
-                for tag in self.tags(name, None, None).await?.0 {
-                    if self
-                        .resolve(name, &Reference::Tag(tag.clone()))
-                        .await
-                        .ok()
-                        .as_ref()
-                        == Some(digest)
-                    {
-                        self.backend.delete(&layout::tag(name, &tag)).await?;
-                    }
+                let subject = parse(&stored.bytes, Some(&stored.media_type))
+                    .ok()
+                    .and_then(|(_, parsed)| {
+                        parsed.subject().and_then(|d| descriptor_digest(d).ok())
+                    });
+                if self.withdraw(name, digest, subject.as_ref()).await? {
+                    Ok(())
+                } else {
+                    Err(manifest_unknown(reference)) // another delete got there first
                 }
-                if let Ok((_, parsed)) = parse(&stored.bytes, Some(&stored.media_type)) {
-                    if let Some(subject) = parsed.subject().and_then(|d| descriptor_digest(d).ok())
-                    {
-                        self.backend
-                            .delete(&layout::referrer(name, &subject, digest))
-                            .await?;
-                    }
-                }
-                self.backend
-                    .delete(&layout::manifest_link(name, digest))
-                    .await?;
-                Ok(())
             }
         }
     }
