@@ -172,6 +172,19 @@ impl Context {
         excluded
     }
 
+    /// Whether an excluded directory `relative` still holds a path an
+    /// exception (`!dir/keep`) brings back.
+    pub fn includes_under(&self, relative: &str) -> std::io::Result<bool> {
+        if !self.patterns.iter().any(|p| p.exception) {
+            return Ok(false);
+        }
+        let found = self.walk(&clean(relative)).map_err(|e| match e {
+            ContextError::Io { source, .. } => source,
+            other => std::io::Error::other(other.to_string()),
+        })?;
+        Ok(!found.is_empty())
+    }
+
     /// Every path in the context, relative, sorted, not excluded.
     pub fn walk(&self, under: &str) -> Result<Vec<String>, ContextError> {
         let mut found = Vec::new();
