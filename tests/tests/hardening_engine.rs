@@ -6,9 +6,10 @@
 //! root); and an image whose config has `"Env": null` (every `docker
 //! import`) keeps the ENV a build or a commit adds, with docker's PATH.
 
-use e2e::images::busybox_layer;
+use e2e::images::{busybox_layer, BusyboxRegistry};
 use e2e::rctl::Rctl;
 use e2e::{require_root, require_tool};
+use serde_json::json;
 use std::path::{Path, PathBuf};
 
 /// A name no other run of this test uses, for the host paths it checks.
@@ -132,7 +133,7 @@ fn image_volumes_and_workdir_stay_inside_the_container() {
             r#"CMD ["sh", "-c", "pwd; ls -d /tmp/escape-* | sort; [ -L /data ] && echo data is a symlink"]"#.to_string(),
         ],
     );
-    let out = rctl.ok(&[
+    let run = rctl.run(&[
         "run",
         "--rm",
         "-v",
@@ -143,7 +144,14 @@ fn image_volumes_and_workdir_stay_inside_the_container() {
         ),
         "hostile:1",
     ]);
+    // First: nothing on the host, whatever the run made of the paths.
     forbidden.check("rctl run");
+    let out = String::from_utf8_lossy(&run.stdout);
+    assert!(
+        run.status.success(),
+        "rctl run failed:\n{out}\n{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
     // As docker: the paths are the container's own, cleaned and resolved in it.
     let mut inside = vec![
         format!("/tmp/{volume}"),
@@ -229,28 +237,29 @@ fn build_paths_stay_inside_the_image() {
     );
 }
 
-/// busybox imported from a tar: its config's Env is `null`, as `docker import` makes it.
-fn imported_busybox(rctl: &Rctl, dir: &Path) -> String {
-    import(rctl, dir, &busybox_layer(), "imported:1", &[]);
+/// busybox in a registry with the config `docker import` writes: `"Env": null`.
+async fn null_env_busybox() -> BusyboxRegistry {
+    let registry = BusyboxRegistry::start(json!({"Env": null, "Cmd": null})).await;
+    let image = registry.image();
+    registry.rctl.ok(&["pull", "-q", &image]);
     let config: serde_json::Value =
-        serde_json::from_str(&rctl.ok(&["inspect", "imported:1"])).unwrap();
-    let env = &config["Config"]["config"]["Env"];
+        serde_json::from_str(&registry.rctl.ok(&["inspect", &image])).unwrap();
     assert!(
-        env.is_null() || env.as_array().is_some_and(|e| e.is_empty()),
-        "an imported image sets no Env: {env}"
+        config["Config"]["config"]["Env"].is_null(),
+        "the base sets Env null: {config}"
     );
-    "imported:1".into()
+    registry
 }
 
-#[test]
-fn env_on_an_imported_image_is_kept_by_build() {
+#[tokio::test(flavor = "multi_thread")]
+async fn env_on_an_imported_image_is_kept_by_build() {
     let test = "env_on_an_imported_image_is_kept_by_build";
     if !(require_root(test) && require_tool("busybox", test)) {
         return;
     }
-    let rctl = Rctl::new();
+    let registry = null_env_busybox().await;
+    let (rctl, base) = (&registry.rctl, registry.image());
     let dir = tempfile::tempdir().unwrap();
-    let base = imported_busybox(&rctl, dir.path());
     let context = dir.path().join("context");
     std::fs::create_dir(&context).unwrap();
     std::fs::write(
@@ -289,15 +298,14 @@ fn env_on_an_imported_image_is_kept_by_build() {
     );
 }
 
-#[test]
-fn env_on_an_imported_image_is_kept_by_commit() {
+#[tokio::test(flavor = "multi_thread")]
+async fn env_on_an_imported_image_is_kept_by_commit() {
     let test = "env_on_an_imported_image_is_kept_by_commit";
     if !(require_root(test) && require_tool("busybox", test)) {
         return;
     }
-    let rctl = Rctl::new();
-    let dir = tempfile::tempdir().unwrap();
-    let base = imported_busybox(&rctl, dir.path());
+    let registry = null_env_busybox().await;
+    let (rctl, base) = (&registry.rctl, registry.image());
     rctl.ok(&["run", "--name", "source", &base, "true"]);
     rctl.ok(&[
         "commit",
