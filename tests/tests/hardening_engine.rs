@@ -153,7 +153,7 @@ fn image_volumes_and_workdir_stay_inside_the_container() {
         String::from_utf8_lossy(&run.stderr)
     );
     // As docker: the paths are the container's own, cleaned and resolved in it.
-    let mut inside = vec![
+    let mut inside = [
         format!("/tmp/{volume}"),
         format!("/tmp/{linked}"),
         format!("/tmp/{upward}"),

@@ -287,6 +287,7 @@ fn window_size() -> Option<nix::pty::Winsize> {
     if !stdin.is_terminal() {
         return None;
     }
+    // SAFETY: winsize is four integers, for which all-zero bytes are a valid value.
     let mut size: libc::winsize = unsafe { std::mem::zeroed() };
     // SAFETY: TIOCGWINSZ fills one winsize struct.
     if unsafe { libc::ioctl(stdin.as_raw_fd(), libc::TIOCGWINSZ, &mut size) } != 0 {
@@ -353,6 +354,12 @@ fn start_and_watch(
     };
     if pid == 0 {
         // The child: place its descriptors, then become the init.
+        // SAFETY: this is the cloned child of a single-threaded process
+        // (no other thread can hold a lock the child would need); it only
+        // calls dup2, fexecve and _exit. The descriptors in `raw` are open
+        // (`child_fds` owns them in the child's copy of memory), `exe`,
+        // `argv` and `envp` were made before the clone, and on a failed
+        // exec `_exit` ends the child without running the parent's cleanup.
         unsafe {
             for (target, source) in raw.iter().enumerate() {
                 libc::dup2(*source, target as RawFd);
