@@ -2,8 +2,9 @@
 //! 18): paths an image config, a Dockerfile or `-v` names (`VOLUME`,
 //! `WORKDIR`, a COPY destination, a mount point) stay inside the
 //! container's root however many `..` or symlinks they hold, as docker
-//! keeps them (it cleans `/../x` to `/x` and follows symlinks within the
-//! root); and an image whose config has `"Env": null` (every `docker
+//! keeps them (dockerd 20.10 runs such an image with the volumes and the
+//! working directory at `/x` for `/../x`, symlinks followed within the
+//! root, and nothing made on the host); and an image whose config has `"Env": null` (every `docker
 //! import`) keeps the ENV a build or a commit adds, with docker's PATH.
 
 use e2e::images::{busybox_layer, BusyboxRegistry};
@@ -227,7 +228,8 @@ fn build_paths_stay_inside_the_image() {
     assert_eq!(
         config["Config"]["config"]["WorkingDir"],
         format!("/tmp/{workdir}"),
-        "WORKDIR is cleaned as docker cleans it"
+        "WORKDIR is stored cleaned (docker's classic builder keeps the string as \
+         written, which names the same directory)"
     );
     let out = rctl.ok(&["run", "--rm", "built:1"]);
     forbidden.check("rctl run");
