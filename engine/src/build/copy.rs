@@ -172,8 +172,12 @@ pub fn make_parents(staging: &Path, dir: &str) -> std::io::Result<PathBuf> {
         .fold(staging.to_path_buf(), |p, c| p.join(c)))
 }
 
-/// Whether the bytes start like an archive ADD extracts.
+/// Whether the bytes start like an archive ADD extracts (a regular file
+/// only: a symlink in the context is copied as a link, never read through).
 pub fn is_archive(path: &Path) -> bool {
+    if !std::fs::symlink_metadata(path).is_ok_and(|m| m.is_file()) {
+        return false;
+    }
     let mut head = [0u8; 512];
     let Ok(mut file) = std::fs::File::open(path) else {
         return false;

@@ -935,7 +935,7 @@ impl Work<'_> {
                 let name = source
                     .rsplit('/')
                     .next()
-                    .filter(|n| !n.is_empty())
+                    .filter(|n| !n.is_empty() && *n != "." && *n != "..")
                     .unwrap_or("download");
                 let fetched = scratch.path().join(format!("url-{}", described.len()));
                 self.builder
