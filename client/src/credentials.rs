@@ -87,26 +87,13 @@ impl CredentialStore {
 
     /// Writes the whole file atomically (0600), keeping every other field.
     fn write(&self, config: &Map<String, Value>) -> Result<(), CredentialError> {
-        use std::os::unix::fs::OpenOptionsExt;
         let dir = self.path.parent().unwrap_or(Path::new("."));
         std::fs::create_dir_all(dir).map_err(|e| self.file_error(e))?;
-        let temp = dir.join(format!(".config.json.{}", std::process::id()));
         let bytes = serde_json::to_vec_pretty(config).map_err(|e| self.file_error(e))?;
-        let result = (|| {
-            let mut file = std::fs::OpenOptions::new()
-                .write(true)
-                .create(true)
-                .truncate(true)
-                .mode(0o600)
-                .open(&temp)?;
-            file.write_all(&bytes)?;
-            file.sync_all()?;
-            std::fs::rename(&temp, &self.path)
-        })();
-        if result.is_err() {
-            let _ = std::fs::remove_file(&temp);
-        }
-        result.map_err(|e| self.file_error(e))
+        let mut file = roci::atomic::AtomicFile::with_mode(&self.path, 0o600)
+            .map_err(|e| self.file_error(e))?;
+        file.write_all(&bytes).map_err(|e| self.file_error(e))?;
+        file.commit().map_err(|e| self.file_error(e))
     }
 
     /// The helper that holds `host`'s credentials, if any.

@@ -100,6 +100,52 @@ impl NewImage {
             .expect("config section is an object")
     }
 
+    /// Sets `KEY=value` in the run config's `Env`: an earlier `KEY` is
+    /// replaced where it stands, a new one appended (docker's order). A
+    /// missing or `null` Env (every `docker import` image has one) is an
+    /// empty list.
+    pub fn set_env(&mut self, key: &str, value: &str) {
+        let env = self.run_config().entry("Env").or_insert(Value::Null);
+        if !env.is_array() {
+            *env = json!([]);
+        }
+        if let Some(list) = env.as_array_mut() {
+            let entry = Value::String(format!("{key}={value}"));
+            match list
+                .iter_mut()
+                .find(|e| e.as_str().and_then(|e| e.split('=').next()) == Some(key))
+            {
+                Some(existing) => *existing = entry,
+                None => list.push(entry),
+            }
+        }
+    }
+
+    /// Gives the image docker's default `PATH` when its `Env` has none,
+    /// as docker's and buildah's builders do at every `FROM`.
+    pub fn default_path(&mut self) {
+        let has_path = self
+            .config
+            .pointer("/config/Env")
+            .and_then(Value::as_array)
+            .is_some_and(|env| {
+                env.iter()
+                    .any(|e| e.as_str().and_then(|e| e.split('=').next()) == Some("PATH"))
+            });
+        if !has_path {
+            let env = self.run_config().entry("Env").or_insert(Value::Null);
+            if !env.is_array() {
+                *env = json!([]);
+            }
+            if let Some(list) = env.as_array_mut() {
+                list.push(Value::String(format!(
+                    "PATH={}",
+                    crate::runtime::process::DEFAULT_PATH
+                )));
+            }
+        }
+    }
+
     /// Sets `key` in the run config's map `section` (`Labels`,
     /// `ExposedPorts`, `Volumes`), making the map when it is missing or
     /// not a map.
@@ -221,22 +267,12 @@ impl NewImage {
             }
             "ENV" => {
                 for (key, value) in pairs(rest).ok_or_else(|| bad("want KEY=VALUE"))? {
-                    let env = config.entry("Env").or_insert_with(|| json!([]));
-                    if let Some(list) = env.as_array_mut() {
-                        list.retain(|e| {
-                            e.as_str().and_then(|e| e.split('=').next()) != Some(key.as_str())
-                        });
-                        list.push(Value::String(format!("{key}={value}")));
-                    }
+                    self.set_env(&key, &value);
                 }
             }
             "LABEL" => {
                 for (key, value) in pairs(rest).ok_or_else(|| bad("want KEY=VALUE"))? {
-                    let labels = config.entry("Labels").or_insert_with(|| json!({}));
-                    if !labels.is_object() {
-                        *labels = json!({});
-                    }
-                    labels[key] = Value::String(value);
+                    self.set_in_run_config("Labels", &key, Value::String(value));
                 }
             }
             "EXPOSE" => {
@@ -246,8 +282,7 @@ impl NewImage {
                     } else {
                         format!("{port}/tcp")
                     };
-                    let ports = config.entry("ExposedPorts").or_insert_with(|| json!({}));
-                    ports[port] = json!({});
+                    self.set_in_run_config("ExposedPorts", &port, json!({}));
                 }
             }
             "VOLUME" => {
@@ -256,8 +291,7 @@ impl NewImage {
                     Err(_) => rest.split_whitespace().map(str::to_string).collect(),
                 };
                 for path in paths {
-                    let volumes = config.entry("Volumes").or_insert_with(|| json!({}));
-                    volumes[path] = json!({});
+                    self.set_in_run_config("Volumes", &path, json!({}));
                 }
             }
             "USER" => {
@@ -331,6 +365,32 @@ mod tests {
     use super::*;
 
     #[test]
+    fn a_null_env_takes_changes_and_a_default_path() {
+        // What `docker import` writes: Env (and the other lists) null.
+        let mut image = NewImage::scratch();
+        image.config["config"] = json!({"Env": null, "Volumes": null, "Labels": []});
+        image.apply_change("ENV X=1").unwrap();
+        image.apply_change("VOLUME /v").unwrap();
+        image.apply_change("LABEL a=b").unwrap();
+        assert_eq!(image.config["config"]["Env"], json!(["X=1"]));
+        assert_eq!(image.config["config"]["Volumes"], json!({"/v": {}}));
+        assert_eq!(image.config["config"]["Labels"], json!({"a": "b"}));
+        image.default_path();
+        image.default_path();
+        assert_eq!(
+            image.config["config"]["Env"],
+            json!([
+                "X=1",
+                "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+            ])
+        );
+        let mut null = NewImage::scratch();
+        null.config["config"]["Env"] = Value::Null;
+        null.set_env("A", "1");
+        assert_eq!(null.config["config"]["Env"], json!(["A=1"]));
+    }
+
+    #[test]
     fn changes_edit_the_config_as_docker_does() {
         let mut image = NewImage::scratch();
         for change in [
@@ -350,7 +410,8 @@ mod tests {
         let c = &image.config["config"];
         assert_eq!(c["Cmd"], json!(["echo", "hi"]));
         assert_eq!(c["Entrypoint"], json!(["/bin/sh", "-c", "/bin/run me"]));
-        assert_eq!(c["Env"], json!(["B=two words", "A=3"]));
+        // docker replaces a variable where it stands.
+        assert_eq!(c["Env"], json!(["A=3", "B=two words"]));
         assert_eq!(c["Labels"]["team"], "core");
         assert_eq!(c["ExposedPorts"], json!({"80/tcp": {}, "53/udp": {}}));
         assert_eq!(

@@ -1,11 +1,13 @@
 //! The OCI distribution grammar shared by the registry, the client and the
 //! engine.
 //!
+//! - [`atomic`]: atomic file writes (temp, fsync, rename, fsync of the directory).
 //! - [`challenge`]: `WWW-Authenticate` challenges (Basic, Bearer).
 //! - [`digest`]: content digests (`sha256:`, `sha512:`) and the streaming hasher.
 //! - [`names`]: repository names, tags and manifest references.
 //! - [`time`]: RFC 3339 timestamps.
 
+pub mod atomic;
 pub mod challenge;
 pub mod digest;
 pub mod names;

@@ -2,7 +2,9 @@
 //! built by `rctl build` and by dockerd's classic builder
 //! (`DOCKER_BUILDKIT=0`) from the same context and base image: the image
 //! configs agree field by field, and so do the files (path, type, mode,
-//! owner; not mtimes) of the resulting filesystems.
+//! owner; not mtimes) of the resulting filesystems. A `COPY . /ctx/` of a
+//! context whose `.dockerignore` leaves out files, whole directories and
+//! keys at any depth, with `!` exceptions, copies what docker copies.
 
 use e2e::docker::Dockerd;
 use e2e::images::{files_layer, gzip, BusyboxRegistry};
@@ -23,6 +25,7 @@ WORKDIR ${APP_HOME}
 COPY --chown=1000:100 files/*.conf conf/
 COPY [ "files/data.txt", "data/" ]
 ADD files/bundle.tar.gz /opt/
+COPY . /ctx/
 RUN mkdir -p /var/lib/app && echo "v=$VERSION" > /var/lib/app/version && rm -rf /home/alice
 USER 1000:100
 RUN id -u > /tmp/uid
@@ -96,6 +99,31 @@ async fn rctl_and_docker_build_the_same_image() {
     ] {
         std::fs::write(c.join(name), text).unwrap();
     }
+    // What .dockerignore keeps out of a directory COPY (secrets among it).
+    for dir in ["secrets", "logs/keep", "sub/deep", "cache/x", "docs"] {
+        std::fs::create_dir_all(c.join(dir)).unwrap();
+    }
+    for (name, text) in [
+        (".env", "TOKEN=secret\n"),
+        ("server.key", "top-level key\n"),
+        ("sub/deep/id.key", "deep key\n"),
+        ("sub/deep/ok.txt", "ok\n"),
+        ("secrets/db.txt", "password\n"),
+        ("secrets/public.txt", "brought back\n"),
+        ("logs/a.log", "dropped\n"),
+        ("logs/keep/x.log", "kept\n"),
+        ("cache/x/blob", "cached\n"),
+        ("docs/a.md", "dropped\n"),
+        ("docs/README.md", "kept\n"),
+    ] {
+        std::fs::write(c.join(name), text).unwrap();
+    }
+    std::fs::write(
+        c.join(".dockerignore"),
+        "# secrets and noise\n.env\n**/*.key\nsecrets/\n!secrets/public.txt\n\
+         logs\n!logs/keep\ncache/\ndocs/*.md\n!docs/README.md\n",
+    )
+    .unwrap();
     let bundle = gzip(&files_layer("bundled", &[("file", b"inner\n")]));
     std::fs::write(c.join("files/bundle.tar.gz"), bundle).unwrap();
 
@@ -183,6 +211,33 @@ async fn rctl_and_docker_build_the_same_image() {
         !ours.iter().any(|f| f.starts_with("home/alice ")),
         "a deleted directory is still there"
     );
+    for kept in [
+        "ctx/Dockerfile ",
+        "ctx/files/a.conf ",
+        "ctx/sub/deep/ok.txt ",
+        "ctx/secrets/public.txt ",
+        "ctx/logs/keep/x.log ",
+        "ctx/docs/README.md ",
+    ] {
+        assert!(
+            ours.iter().any(|f| f.starts_with(kept)),
+            "COPY . left out {kept:?}"
+        );
+    }
+    for ignored in [
+        "ctx/.env ",
+        "ctx/server.key ",
+        "ctx/sub/deep/id.key ",
+        "ctx/secrets/db.txt ",
+        "ctx/logs/a.log ",
+        "ctx/cache ",
+        "ctx/docs/a.md ",
+    ] {
+        assert!(
+            !ours.iter().any(|f| f.starts_with(ignored)),
+            "COPY . copied {ignored:?}, which .dockerignore excludes"
+        );
+    }
     let only_ours: Vec<&String> = ours.difference(&theirs).collect();
     let only_theirs: Vec<&String> = theirs.difference(&ours).collect();
     assert!(
@@ -193,4 +248,10 @@ async fn rctl_and_docker_build_the_same_image() {
     let ours = rctl.ok(&["run", "--rm", &image]);
     let theirs = dockerd.docker_ok(&["run", "--rm", "--network", "none", docker_image]);
     assert_eq!(ours, theirs);
+    // The copied context, file by file, contents included.
+    let listing = "cd /ctx && find . -type f | sort | xargs md5sum";
+    let ours = rctl.ok(&["run", "--rm", &image, listing]);
+    let theirs = dockerd.docker_ok(&["run", "--rm", "--network", "none", docker_image, listing]);
+    assert_eq!(ours, theirs, "the copied contexts differ");
+    assert!(ours.contains("./logs/keep/x.log"), "{ours}");
 }

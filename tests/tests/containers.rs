@@ -386,7 +386,13 @@ async fn init_reaps_zombies() {
         let image = f.image();
         args.extend_from_slice(&[&image, "sh", "-c", script]);
         let id = f.rctl.ok(&args).trim().to_string();
-        std::thread::sleep(Duration::from_millis(600));
+        // Once PID 1 is `sleep 30` the orphan was started; once no
+        // `sleep 0.1` runs it has exited (a zombie, or reaped).
+        let orphan_done = wait_until(Duration::from_secs(10), || {
+            let ps = f.rctl.ok(&["exec", &id, "ps", "-o", "stat,args"]);
+            ps.contains("sleep 30") && !ps.contains("sleep 0.1")
+        });
+        assert!(orphan_done, "--init {init}: the orphan never exited");
         let ps = f.rctl.ok(&["exec", &id, "ps", "-o", "stat"]);
         let found = ps.lines().filter(|l| l.trim().starts_with('Z')).count();
         assert_eq!(found, zombies, "--init {init}: {ps}");
@@ -520,9 +526,10 @@ async fn detached_lifecycle_pause_exec_logs_stop() {
     let id = f
         .rctl
         .ok(&["run", "-d", &f.image(), "sh", "-c", "sleep 0.3; exit 7"]);
-    std::thread::sleep(Duration::from_millis(1000));
-    let ps = f.rctl.ok(&["ps", "-a"]);
-    assert!(ps.contains("Exited (7)"), "{ps}");
+    let exited = wait_until(Duration::from_secs(10), || {
+        f.rctl.ok(&["ps", "-a"]).contains("Exited (7)")
+    });
+    assert!(exited, "{}", f.rctl.ok(&["ps", "-a"]));
     // rm refuses a running container without -f.
     let running = f.rctl.ok(&["run", "-d", &f.image(), "sleep", "30"]);
     let out = f.rctl.run(&["rm", running.trim()]);

@@ -132,8 +132,14 @@ pub fn diff(context: &Context, name: &str) -> Result<i32, CliError> {
 pub fn export(context: &Context, args: ExportArgs) -> Result<i32, CliError> {
     use nix::mount::{mount, umount2, MntFlags, MsFlags};
     let c = container(context, &args.container)?;
-    let out: Box<dyn Write> = match &args.output {
-        Some(path) => Box::new(std::fs::File::create(path)?),
+    // A file appears whole or not at all (roci::atomic), as `save -o` writes.
+    let mut file = args
+        .output
+        .as_deref()
+        .map(roci::atomic::AtomicFile::create)
+        .transpose()?;
+    let out: Box<dyn Write + '_> = match file.as_mut() {
+        Some(file) => Box::new(std::io::BufWriter::new(file)),
         None => {
             if std::io::IsTerminal::is_terminal(&std::io::stdout()) {
                 return Err(
@@ -186,6 +192,9 @@ pub fn export(context: &Context, args: ExportArgs) -> Result<i32, CliError> {
     let _ = umount2(&merged, MntFlags::MNT_DETACH);
     let _ = std::fs::remove_dir(&merged);
     written?;
+    if let Some(file) = file {
+        file.commit()?;
+    }
     Ok(0)
 }
 

@@ -394,17 +394,9 @@ pub fn save(context: &Context, args: SaveArgs) -> Result<(), CliError> {
     match &args.output {
         Some(path) => {
             // Written beside the target and renamed, so a failed save leaves no half archive.
-            let temp = path.with_extension("partial");
-            let file = std::fs::File::create(&temp)?;
-            let result =
-                rengine::archive::save(&store, &names, format, std::io::BufWriter::new(file));
-            match result {
-                Ok(()) => std::fs::rename(&temp, path)?,
-                Err(e) => {
-                    let _ = std::fs::remove_file(&temp);
-                    return Err(e.into());
-                }
-            }
+            let mut file = roci::atomic::AtomicFile::create(path)?;
+            rengine::archive::save(&store, &names, format, std::io::BufWriter::new(&mut file))?;
+            file.commit()?;
         }
         None => {
             if std::io::stdout().is_terminal() {

@@ -4,13 +4,14 @@
 //! earlier in the same archive, say) is ever followed, and nothing can be
 //! created outside the layer.
 
+use super::path::{self, Components, Entry, ResolveError};
 use nix::errno::Errno;
-use nix::fcntl::{openat, AtFlags, OFlag};
+use nix::fcntl::{openat, readlinkat, AtFlags, OFlag};
 use nix::sys::stat::{fstatat, mkdirat, Mode, SFlag};
 use std::ffi::{CString, OsStr, OsString};
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 /// What a path holds now.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -32,6 +33,15 @@ fn dir_flags() -> OFlag {
 impl LayerDir {
     pub fn open(path: &Path) -> nix::Result<LayerDir> {
         let root = openat(nix::fcntl::AT_FDCWD, path, dir_flags(), Mode::empty())?;
+        Ok(LayerDir { root })
+    }
+
+    /// Opens a directory at a path of the engine's own (an `l/` short
+    /// link of overlay2 may name it): followed to the end, as no image
+    /// wrote it. Below it, nothing is followed.
+    pub fn open_engine_path(path: &Path) -> nix::Result<LayerDir> {
+        let flags = OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC;
+        let root = openat(nix::fcntl::AT_FDCWD, path, flags, Mode::empty())?;
         Ok(LayerDir { root })
     }
 
@@ -61,6 +71,57 @@ impl LayerDir {
             current = next;
         }
         Ok(current)
+    }
+
+    /// Opens the existing directory `components` names, passing through
+    /// no symlink; `Ok(None)` when it is missing or not a directory.
+    pub fn existing_directory(&self, components: &[OsString]) -> nix::Result<Option<OwnedFd>> {
+        let mut current = self.root.try_clone().map_err(|_| Errno::EBADF)?;
+        for part in components {
+            current = match openat(&current, part.as_os_str(), dir_flags(), Mode::empty()) {
+                Ok(fd) => fd,
+                Err(Errno::ENOENT | Errno::ELOOP | Errno::ENOTDIR) => return Ok(None),
+                Err(e) => return Err(e),
+            };
+        }
+        Ok(Some(current))
+    }
+
+    /// What `components` names in this directory, not following it (the
+    /// lookup of a [`path::resolve`] inside this directory as a root).
+    pub fn lookup(&self, components: &[OsString]) -> std::io::Result<Entry> {
+        let Some((name, parents)) = components.split_last() else {
+            return Ok(Entry::Directory);
+        };
+        let Some(dir) = self.existing_directory(parents)? else {
+            return Ok(Entry::Missing);
+        };
+        entry_at(&dir, name)
+    }
+
+    /// `raw` resolved inside this directory as its root ([`path::resolve`]).
+    pub fn resolve(&self, raw: &Path) -> Result<Components, ResolveError> {
+        path::resolve(raw, |components| self.lookup(components))
+    }
+
+    /// Opens (creating it and its parents when missing) the file
+    /// `components` names, for a bind mount of a file over it. The parents
+    /// must be real directories and the file no symlink.
+    pub fn file(&self, components: &[OsString]) -> Result<OwnedFd, Option<Errno>> {
+        let Some((name, parents)) = components.split_last() else {
+            return Err(Some(Errno::EISDIR));
+        };
+        let dir = self.directory(parents)?;
+        openat(
+            &dir,
+            name.as_os_str(),
+            OFlag::O_RDONLY | OFlag::O_CREAT | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
+            Mode::from_bits_truncate(0o644),
+        )
+        .map_err(|e| match e {
+            Errno::ELOOP => None,
+            other => Some(other),
+        })
     }
 
     /// What `name` in `dir` is, without following a symlink.
@@ -114,6 +175,31 @@ impl LayerDir {
         };
         os_result(rc)
     }
+}
+
+/// What `name` in `dir` is, a symlink's target read, nothing followed.
+pub fn entry_at(dir: &OwnedFd, name: &OsStr) -> std::io::Result<Entry> {
+    match fstatat(dir, name, AtFlags::AT_SYMLINK_NOFOLLOW) {
+        Ok(stat) => {
+            let kind = SFlag::from_bits_truncate(stat.st_mode & SFlag::S_IFMT.bits());
+            Ok(if kind == SFlag::S_IFDIR {
+                Entry::Directory
+            } else if kind == SFlag::S_IFLNK {
+                Entry::Symlink(PathBuf::from(readlinkat(dir, name)?))
+            } else {
+                Entry::Other
+            })
+        }
+        Err(Errno::ENOENT) => Ok(Entry::Missing),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// The path through which the kernel reaches an open descriptor's file
+/// (`/proc/self/fd/N`): a mount or a read there acts on that very file,
+/// whatever its path became.
+pub fn fd_path(fd: &OwnedFd) -> PathBuf {
+    PathBuf::from(format!("/proc/self/fd/{}", fd.as_fd().as_raw_fd()))
 }
 
 /// A libc return code as a result: 0 is success, anything else `errno`.

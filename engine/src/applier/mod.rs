@@ -12,6 +12,10 @@
 //!   absolute paths land inside the layer, no symlink is followed while
 //!   writing, hardlinks reach only entries already in this layer, and
 //!   device nodes are skipped unless allowed.
+//! - The same no-follow walk places what a container's config names
+//!   (`VOLUME`, `WORKDIR`, `-v`, COPY destinations): [`path::resolve`]
+//!   follows symlinks as the container would, inside its root only, and
+//!   [`dirfd::LayerDir::directory`] makes the result through no symlink.
 
 pub mod dirfd;
 pub mod path;

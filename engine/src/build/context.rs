@@ -3,6 +3,7 @@
 //! match on a directory covers what is inside), and the sources COPY and
 //! ADD name in it (globs, never outside it).
 
+use crate::applier::dirfd::LayerDir;
 use std::path::{Component, Path, PathBuf};
 
 #[derive(Debug, thiserror::Error)]
@@ -172,6 +173,19 @@ impl Context {
         excluded
     }
 
+    /// Whether an excluded directory `relative` still holds a path an
+    /// exception (`!dir/keep`) brings back.
+    pub fn includes_under(&self, relative: &str) -> std::io::Result<bool> {
+        if !self.patterns.iter().any(|p| p.exception) {
+            return Ok(false);
+        }
+        let found = self.walk(&clean(relative)).map_err(|e| match e {
+            ContextError::Io { source, .. } => source,
+            other => std::io::Error::other(other.to_string()),
+        })?;
+        Ok(!found.is_empty())
+    }
+
     /// Every path in the context, relative, sorted, not excluded.
     pub fn walk(&self, under: &str) -> Result<Vec<String>, ContextError> {
         let mut found = Vec::new();
@@ -206,6 +220,30 @@ impl Context {
         Ok(found)
     }
 
+    /// `relative` with the symlinks of its directories followed inside the
+    /// context (as docker reads a context: a link to `/etc` leads to the
+    /// context's own `etc`), never out of it; the last name stays as it
+    /// is (a link there is copied as a link).
+    fn in_context(&self, relative: &str) -> Result<String, ContextError> {
+        let (parent, name) = relative.rsplit_once('/').unwrap_or(("", relative));
+        let root = LayerDir::open_engine_path(&self.root).map_err(|e| ContextError::Io {
+            path: self.root.clone(),
+            source: e.into(),
+        })?;
+        let resolved = root
+            .resolve(Path::new(parent))
+            .map_err(|e| ContextError::Io {
+                path: self.root.join(parent),
+                source: std::io::Error::other(e.to_string()),
+            })?;
+        let mut parts: Vec<String> = resolved
+            .iter()
+            .map(|c| c.to_string_lossy().into_owned())
+            .collect();
+        parts.push(name.to_string());
+        Ok(parts.join("/"))
+    }
+
     /// The context paths a COPY/ADD source names: itself, or what its glob matches.
     pub fn sources(&self, source: &str) -> Result<Vec<String>, ContextError> {
         let cleaned = clean(source);
@@ -217,10 +255,11 @@ impl Context {
         }
         let has_glob = cleaned.contains(['*', '?', '[']);
         if !has_glob {
-            let path = self.root.join(&cleaned);
             if cleaned.is_empty() {
                 return Ok(vec![String::new()]);
             }
+            let cleaned = self.in_context(&cleaned)?;
+            let path = self.root.join(&cleaned);
             if std::fs::symlink_metadata(&path).is_err() || self.excluded(&cleaned) {
                 return Err(ContextError::NotFound(cleaned));
             }
@@ -297,5 +336,38 @@ mod tests {
             Err(ContextError::NotFound(_))
         ));
         assert_eq!(context.sources("*.rs").unwrap(), ["main.rs"]);
+    }
+
+    #[test]
+    fn sources_do_not_leave_the_context_through_symlinks() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("context");
+        std::fs::create_dir_all(root.join("etc")).unwrap();
+        std::fs::write(root.join("etc/passwd"), "the context's own").unwrap();
+        std::os::unix::fs::symlink("/etc", root.join("hostetc")).unwrap();
+        std::os::unix::fs::symlink("../..", root.join("up")).unwrap();
+        let context = Context::open(&root).unwrap();
+        // Followed inside the context, as docker reads it.
+        assert_eq!(context.sources("hostetc/passwd").unwrap(), ["etc/passwd"]);
+        assert!(matches!(
+            context.sources("up/etc/hostname"),
+            Err(ContextError::NotFound(_))
+        ));
+        // A link named last is a link (copied as one).
+        assert_eq!(context.sources("hostetc").unwrap(), ["hostetc"]);
+    }
+
+    #[test]
+    fn an_excluded_directory_is_entered_only_for_exceptions() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        std::fs::create_dir_all(root.join("logs/keep")).unwrap();
+        std::fs::create_dir_all(root.join("cache")).unwrap();
+        std::fs::write(root.join("logs/keep/x.log"), "x").unwrap();
+        std::fs::write(root.join("cache/blob"), "x").unwrap();
+        std::fs::write(root.join(".dockerignore"), "logs\n!logs/keep\ncache/\n").unwrap();
+        let context = Context::open(root).unwrap();
+        assert!(context.includes_under("logs").unwrap());
+        assert!(!context.includes_under("cache").unwrap());
     }
 }

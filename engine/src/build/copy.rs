@@ -6,20 +6,27 @@
 //! ADD extracts local tar archives. A digest of what was copied (names,
 //! contents, modes; not mtimes) keys the build cache.
 
+use super::context::Context;
+use crate::applier::dirfd::LayerDir;
+use crate::applier::path;
 use roci::{Algorithm, Hasher};
 use std::ffi::CString;
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
-/// Copies a file or a symlink (not following it).
+/// Copies a file or a symlink (not following it). Whatever non-directory
+/// `target` held is replaced, never written through (a symlink an earlier
+/// source copied there must not lead the copy out of the staging root).
 pub fn copy_entry(source: &Path, target: &Path) -> std::io::Result<()> {
     let meta = std::fs::symlink_metadata(source)?;
     if let Some(parent) = target.parent() {
         std::fs::create_dir_all(parent)?;
     }
+    if std::fs::symlink_metadata(target).is_ok_and(|m| !m.is_dir()) {
+        std::fs::remove_file(target)?;
+    }
     if meta.file_type().is_symlink() {
-        let _ = std::fs::remove_file(target);
         std::os::unix::fs::symlink(std::fs::read_link(source)?, target)
     } else if meta.is_file() {
         std::fs::copy(source, target).map(|_| ())
@@ -78,15 +85,23 @@ pub struct CopyMode {
 
 /// Copies host path `source` (a file, link or directory) to `target`
 /// under the staging root, applying `mode`, and feeds the cache digest.
+/// From the build context (`ignore` given, `name` the path in it), what
+/// `.dockerignore` excludes is left out at every depth, as docker never
+/// sends it: an excluded directory is entered only for its exceptions.
 pub fn copy_in(
     source: &Path,
     target: &Path,
     mode: CopyMode,
     digest: &mut Hasher,
     name: &str,
+    ignore: Option<&Context>,
 ) -> std::io::Result<()> {
     let meta = std::fs::symlink_metadata(source)?;
     if meta.is_dir() {
+        // A symlink or file an earlier source left there is replaced, not followed.
+        if std::fs::symlink_metadata(target).is_ok_and(|m| !m.is_dir()) {
+            std::fs::remove_file(target)?;
+        }
         std::fs::create_dir_all(target)?;
         let mut names: Vec<_> = std::fs::read_dir(source)?
             .map(|e| e.map(|e| e.file_name()))
@@ -94,12 +109,22 @@ pub fn copy_in(
         names.sort();
         for child in names {
             let child_name = format!("{name}/{}", child.to_string_lossy());
+            let child_source = source.join(&child);
+            if let Some(context) = ignore {
+                if context.excluded(&child_name) {
+                    let is_dir = std::fs::symlink_metadata(&child_source).is_ok_and(|m| m.is_dir());
+                    if !(is_dir && context.includes_under(&child_name)?) {
+                        continue;
+                    }
+                }
+            }
             copy_in(
-                &source.join(&child),
+                &child_source,
                 &target.join(&child),
                 mode,
                 digest,
                 &child_name,
+                ignore,
             )?;
         }
     } else {
@@ -133,14 +158,26 @@ pub fn copy_in(
 
 /// Creates the parents of `dir` under `staging` (0:0, 0755) that the
 /// image does not have, as a COPY into a new directory does.
+/// `dir` is clamped inside `staging` and made through no symlink.
 pub fn make_parents(staging: &Path, dir: &str) -> std::io::Result<PathBuf> {
-    let target = staging.join(dir.trim_start_matches('/'));
-    std::fs::create_dir_all(&target)?;
-    Ok(target)
+    let components = path::clamp(Path::new(dir));
+    LayerDir::open(staging)?
+        .directory(&components)
+        .map_err(|e| match e {
+            Some(errno) => std::io::Error::from(errno),
+            None => std::io::Error::other(format!("{dir}: goes through a symlink or a file")),
+        })?;
+    Ok(components
+        .iter()
+        .fold(staging.to_path_buf(), |p, c| p.join(c)))
 }
 
-/// Whether the bytes start like an archive ADD extracts.
+/// Whether the bytes start like an archive ADD extracts (a regular file
+/// only: a symlink in the context is copied as a link, never read through).
 pub fn is_archive(path: &Path) -> bool {
+    if !std::fs::symlink_metadata(path).is_ok_and(|m| m.is_file()) {
+        return false;
+    }
     let mut head = [0u8; 512];
     let Ok(mut file) = std::fs::File::open(path) else {
         return false;

@@ -11,6 +11,7 @@ use super::copy::{copy_in, is_archive, make_parents, CopyMode};
 use super::dockerfile::{parse, Args, Instruction, ParseError};
 use super::layers::LayerView;
 use super::words::{expand_word, expand_words, WordError};
+use crate::applier::path;
 use crate::differ::{store_layer, DiffError};
 use crate::new_image::{NewImage, NewImageError};
 use crate::runtime::config::{ContainerConfig, Network, ProcessConfig, Resources};
@@ -398,6 +399,9 @@ impl<'a> Builder<'a> {
                 format!("image:{manifest}"),
             )
         };
+        // docker's builder gives every stage a PATH (an imported image has none).
+        let mut image = image;
+        image.default_path();
         let inherited_cmd = image
             .config
             .pointer("/config/Cmd")
@@ -506,7 +510,8 @@ impl Work<'_> {
                 self.setting("WorkingDir").trim_end_matches('/')
             )
         };
-        format!("/{}", super::context::clean(&joined))
+        // `..` stops at `/`, as docker's filepath.Clean of an absolute path.
+        path::absolute(&path::clamp(Path::new(&joined)))
     }
 
     /// Variables for substitution: the image's ENV over this stage's ARGs.
@@ -640,13 +645,7 @@ impl Work<'_> {
                 };
                 for (key, value) in pairs {
                     if instruction.keyword == "ENV" {
-                        let env = image.run_config().entry("Env").or_insert_with(|| json!([]));
-                        if let Some(list) = env.as_array_mut() {
-                            list.retain(|e| {
-                                e.as_str().and_then(|e| e.split('=').next()) != Some(key.as_str())
-                            });
-                            list.push(Value::String(format!("{key}={value}")));
-                        }
+                        image.set_env(&key, &value);
                     } else {
                         image.set_in_run_config("Labels", &key, Value::String(value));
                     }
@@ -879,7 +878,8 @@ impl Work<'_> {
         let add = instruction.keyword == "ADD";
         let mut words = self.words(instruction)?;
         let dest_word = words.pop().unwrap_or_default();
-        let dest = self.in_workdir(&dest_word);
+        // The destination as written (for the history), and as resolved in the image below.
+        let written_dest = self.in_workdir(&dest_word);
         let dest_is_dir = dest_word.ends_with('/') || dest_word == "." || words.len() > 1;
         let staging = self.builder.staging("copy-")?;
         let scratch = self.builder.staging("from-")?;
@@ -914,6 +914,7 @@ impl Work<'_> {
                 }
             };
         let view_now = self.builder.unpacked(&self.image)?.1;
+        let dest = in_image(&view_now, &written_dest, line)?;
         let dest_exists_as_dir = view_now
             .find(dest.trim_start_matches('/'))
             .is_some_and(|p| p.is_dir());
@@ -936,7 +937,7 @@ impl Work<'_> {
                 let name = source
                     .rsplit('/')
                     .next()
-                    .filter(|n| !n.is_empty())
+                    .filter(|n| !n.is_empty() && *n != "." && *n != "..")
                     .unwrap_or("download");
                 let fetched = scratch.path().join(format!("url-{}", described.len()));
                 self.builder
@@ -956,14 +957,16 @@ impl Work<'_> {
                     make_parents(staging.path(), parent(&dest)).map_err(other)?;
                     staging.path().join(dest.trim_start_matches('/'))
                 };
-                copy_in(&fetched, &target, mode, &mut digest, source).map_err(other)?;
+                copy_in(&fetched, &target, mode, &mut digest, source, None).map_err(other)?;
                 described.push(format!("url:{source}"));
                 continue;
             }
             let matches = match &view_sources {
                 None => self.builder.context.sources(source)?,
                 Some(view) => {
-                    let relative = source.trim_start_matches('/').to_string();
+                    let relative = path::absolute(&path::clamp(Path::new(source)))
+                        .trim_start_matches('/')
+                        .to_string();
                     let target = scratch.path().join(&relative);
                     view.copy_out(&relative, &target)
                         .map_err(|_| BuildError::Step {
@@ -987,6 +990,8 @@ impl Work<'_> {
                     .map(|n| n.to_string_lossy().into_owned())
                     .unwrap_or_default();
                 let io = |e: std::io::Error| BuildError::Other(format!("{}: {e}", path.display()));
+                // The context's .dockerignore holds inside a copied directory too.
+                let ignore = view_sources.is_none().then_some(&self.builder.context);
                 if add && !is_dir && view_sources.is_none() && is_archive(&path) {
                     let target = make_parents(staging.path(), &dest).map_err(io)?;
                     let file = std::fs::File::open(&path).map_err(io)?;
@@ -1005,14 +1010,14 @@ impl Work<'_> {
                     digest.update(content.finish().to_string().as_bytes());
                 } else if is_dir {
                     let target = make_parents(staging.path(), &dest).map_err(io)?;
-                    copy_in(&path, &target, mode, &mut digest, &relative).map_err(io)?;
+                    copy_in(&path, &target, mode, &mut digest, &relative, ignore).map_err(io)?;
                 } else if many {
                     let target = make_parents(staging.path(), &dest).map_err(io)?.join(&base);
-                    copy_in(&path, &target, mode, &mut digest, &relative).map_err(io)?;
+                    copy_in(&path, &target, mode, &mut digest, &relative, ignore).map_err(io)?;
                 } else {
                     make_parents(staging.path(), parent(&dest)).map_err(io)?;
                     let target = staging.path().join(dest.trim_start_matches('/'));
-                    copy_in(&path, &target, mode, &mut digest, &relative).map_err(io)?;
+                    copy_in(&path, &target, mode, &mut digest, &relative, ignore).map_err(io)?;
                 }
                 described.push(relative);
             }
@@ -1039,7 +1044,7 @@ impl Work<'_> {
                 "multi"
             },
             content.hex(),
-            dest
+            written_dest
         );
         self.image.add_layer(&layer, &created_by, "");
         self.save(&key)
@@ -1075,8 +1080,10 @@ impl Work<'_> {
         self.image
             .run_config()
             .insert("WorkingDir".into(), Value::String(dir.clone()));
-        // Created when missing, in a layer of its own (as docker's classic builder).
+        // Created when missing, in a layer of its own (as docker's classic
+        // builder), where the image's own symlinks lead (never out of it).
         let (_, view) = self.builder.unpacked(&self.image)?;
+        let dir = in_image(&view, &dir, instruction.line)?;
         if view.find(dir.trim_start_matches('/')).is_some() {
             self.image.add_empty_layer(&self.nop(instruction));
         } else {
@@ -1088,6 +1095,18 @@ impl Work<'_> {
         }
         self.save(&key)
     }
+}
+
+/// `dest` (absolute, clean) where it leads inside `view`'s image: the
+/// image's symlinks followed as a container of it would, never out of it.
+fn in_image(view: &LayerView, dest: &str, line: usize) -> Result<String> {
+    let resolved = view
+        .resolve(Path::new(dest))
+        .map_err(|e| BuildError::Step {
+            line,
+            message: e.to_string(),
+        })?;
+    Ok(path::absolute(&resolved))
 }
 
 fn parent(path: &str) -> &str {

@@ -86,11 +86,9 @@ pub(crate) fn sys(what: impl Into<String>) -> impl FnOnce(nix::Error) -> Runtime
     move |source| RuntimeError::Sys { what, source }
 }
 
-/// Writes `bytes` to `path` by temp file and rename, so readers see the old or the new whole.
+/// Writes `bytes` to `path` atomically ([`roci::atomic`]), so readers see the old or the new whole.
 pub fn write_atomic(path: &std::path::Path, bytes: &[u8]) -> Result<()> {
-    let tmp = path.with_extension(format!("tmp-{}", std::process::id()));
-    std::fs::write(&tmp, bytes).map_err(io(&tmp))?;
-    std::fs::rename(&tmp, path).map_err(io(path))
+    roci::atomic::write_atomic(path, bytes).map_err(io(path))
 }
 
 /// The path of the running binary, for the helper modes it re-executes.

@@ -18,6 +18,8 @@ use super::init::{InitFailure, ERROR_FD, SPEC_FD};
 use super::session::{block_signals, supervise, PtyRelay, RawTerminal};
 use super::state::{process_start, Status};
 use super::{io, time, Result, RuntimeError, INIT_ARG};
+use crate::applier::dirfd::LayerDir;
+use crate::build::layers::LayerView;
 use crate::snapshot::Snapshotter;
 use nix::fcntl::OFlag;
 use std::ffi::CString;
@@ -109,8 +111,15 @@ fn etc_files(config: &ContainerConfig, dir: &Path) -> Result<Vec<(String, String
 
 /// `containers/<id>/init/`: empty mount points for `/proc`, `/dev`,
 /// `/sys`, the `/etc` files and every volume, below the container's own
-/// layer (so creating them does not write into it).
-fn init_layer(dir: &Path, config: &ContainerConfig) -> Result<std::path::PathBuf> {
+/// layer (so creating them does not write into it). A volume's place is
+/// resolved in the image's layers as the container will see it (symlinks
+/// followed inside the image, `..` stopping at `/`) and made with
+/// no-follow calls: nothing an image or a user names lands outside `init/`.
+fn init_layer(
+    dir: &Path,
+    config: &ContainerConfig,
+    image_layers: Vec<std::path::PathBuf>,
+) -> Result<std::path::PathBuf> {
     let init = dir.join("init");
     let mkdir = |path: &Path| std::fs::create_dir_all(path).map_err(io(path));
     let touch = |path: &Path| -> Result<()> {
@@ -128,12 +137,25 @@ fn init_layer(dir: &Path, config: &ContainerConfig) -> Result<std::path::PathBuf
     for file in ["etc/hosts", "etc/hostname", "etc/resolv.conf"] {
         touch(&init.join(file))?;
     }
+    let image = LayerView {
+        layers: image_layers,
+    };
+    let layer = LayerDir::open(&init).map_err(super::sys("open the init layer"))?;
     for mount in &config.mounts {
-        let target = init.join(mount.destination.trim_start_matches('/'));
-        if Path::new(&mount.source).is_file() {
-            touch(&target)?;
+        let invalid = |why: String| {
+            RuntimeError::Invalid(format!("mount point {}: {why}", mount.destination))
+        };
+        let components = image
+            .resolve(Path::new(&mount.destination))
+            .map_err(|e| invalid(e.to_string()))?;
+        let made = if Path::new(&mount.source).is_file() {
+            layer.file(&components).map(drop)
         } else {
-            mkdir(&target)?;
+            layer.directory(&components).map(drop)
+        };
+        // One the image's own files are in the way of is made at mount time instead.
+        if let Err(Some(errno)) = made {
+            return Err(invalid(errno.desc().to_string()));
         }
     }
     Ok(init)
@@ -170,19 +192,19 @@ fn run(
     }
     // The root: the image's layers, plus this container's upper dir.
     let layers_root = layers_root(root);
-    let lowerdir = match config.layers.last() {
+    let (lowerdir, image_layers) = match config.layers.last() {
         Some(top) => Snapshotter::open(&layers_root)
-            .and_then(|s| s.lowerdir(top))
+            .and_then(|s| Ok((s.lowerdir(top)?, s.lower_paths(top)?)))
             .map_err(|e| (125, e.to_string()))?,
         None => {
             let empty = dir.join("empty");
             std::fs::create_dir_all(&empty).map_err(|e| (125, e.to_string()))?;
-            empty.to_string_lossy().into_owned()
+            (empty.to_string_lossy().into_owned(), Vec::new())
         }
     };
     // Mount points live in an init layer under the upper dir, as docker's
     // `-init` layer: they never show in `diff` or a commit.
-    let init_layer = init_layer(dir, config).map_err(fail125)?;
+    let init_layer = init_layer(dir, config, image_layers).map_err(fail125)?;
     let lowerdir = format!("{}:{lowerdir}", init_layer.display());
     let spec = InitSpec {
         layers_root: layers_root.to_string_lossy().into_owned(),
@@ -267,6 +289,7 @@ fn window_size() -> Option<nix::pty::Winsize> {
     if !stdin.is_terminal() {
         return None;
     }
+    // SAFETY: winsize is four integers, for which all-zero bytes are a valid value.
     let mut size: libc::winsize = unsafe { std::mem::zeroed() };
     // SAFETY: TIOCGWINSZ fills one winsize struct.
     if unsafe { libc::ioctl(stdin.as_raw_fd(), libc::TIOCGWINSZ, &mut size) } != 0 {
@@ -333,6 +356,12 @@ fn start_and_watch(
     };
     if pid == 0 {
         // The child: place its descriptors, then become the init.
+        // SAFETY: this is the cloned child of a single-threaded process
+        // (no other thread can hold a lock the child would need); it only
+        // calls dup2, fexecve and _exit. The descriptors in `raw` are open
+        // (`child_fds` owns them in the child's copy of memory), `exe`,
+        // `argv` and `envp` were made before the clone, and on a failed
+        // exec `_exit` ends the child without running the parent's cleanup.
         unsafe {
             for (target, source) in raw.iter().enumerate() {
                 libc::dup2(*source, target as RawFd);

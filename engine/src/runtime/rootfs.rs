@@ -5,71 +5,38 @@
 
 use super::config::{InitSpec, MountConfig};
 use super::{io, sys, Result, RuntimeError};
+use crate::applier::dirfd::{fd_path, LayerDir};
+use crate::applier::path::Entry;
 use nix::mount::{mount, umount2, MntFlags, MsFlags};
 use nix::sys::stat::{makedev, mknod, Mode, SFlag};
-use std::path::{Component, Path, PathBuf};
+use std::os::fd::OwnedFd;
+use std::path::Path;
 
 const NONE: Option<&str> = None;
 
-/// Resolves `path` inside `root` as the container will see it: symlinks
-/// met on the way are followed relative to `root`, never out of it.
-pub fn secure_join(root: &Path, path: &str) -> PathBuf {
-    let mut resolved = PathBuf::from("/");
-    let mut pending: Vec<String> = path
-        .split('/')
-        .rev()
-        .filter(|c| !c.is_empty())
-        .map(str::to_string)
-        .collect();
-    let mut links = 0;
-    while let Some(part) = pending.pop() {
-        match part.as_str() {
-            "." => continue,
-            ".." => {
-                resolved.pop();
-                continue;
-            }
-            _ => {}
-        }
-        let candidate = resolved.join(&part);
-        let host = root.join(candidate.strip_prefix("/").unwrap_or(&candidate));
-        match std::fs::symlink_metadata(&host) {
-            Ok(meta) if meta.file_type().is_symlink() && links < 40 => {
-                links += 1;
-                let target = std::fs::read_link(&host).unwrap_or_default();
-                if target.is_absolute() {
-                    resolved = PathBuf::from("/");
-                }
-                for c in target.components().rev() {
-                    if let Component::Normal(name) = c {
-                        pending.push(name.to_string_lossy().into_owned());
-                    } else if c == Component::ParentDir {
-                        pending.push("..".into());
-                    }
-                }
-            }
-            _ => resolved = candidate,
-        }
-    }
-    root.join(resolved.strip_prefix("/").unwrap_or(&resolved))
+/// The place `destination` names inside the container's root, resolved
+/// with the applier's rules (symlinks followed inside the root, `..`
+/// stopping at it) and opened, created when missing (a directory, or a
+/// file when `file`), through no symlink: whatever an image or a user
+/// names, nothing outside the root is made or mounted on.
+fn mount_point(root: &LayerDir, destination: &str, file: bool) -> Result<OwnedFd> {
+    let invalid = |why: String| RuntimeError::Invalid(format!("mount point {destination}: {why}"));
+    let components = root
+        .resolve(Path::new(destination))
+        .map_err(|e| invalid(e.to_string()))?;
+    let opened = if file {
+        root.file(&components)
+    } else {
+        root.directory(&components)
+    };
+    opened.map_err(|e| match e {
+        None => invalid("its path goes through a symlink or a file".into()),
+        Some(errno) => invalid(errno.desc().to_string()),
+    })
 }
 
 fn mkdirs(path: &Path) -> Result<()> {
     std::fs::create_dir_all(path).map_err(io(path))
-}
-
-/// Makes sure a mount target exists with the kind of the source.
-fn ensure_target(source: &Path, target: &Path) -> Result<()> {
-    if source.is_dir() {
-        return mkdirs(target);
-    }
-    if let Some(parent) = target.parent() {
-        mkdirs(parent)?;
-    }
-    if !target.exists() {
-        std::fs::File::create(target).map_err(io(target))?;
-    }
-    Ok(())
 }
 
 fn bind(source: &Path, target: &Path, readonly: bool) -> Result<()> {
@@ -83,16 +50,22 @@ fn bind(source: &Path, target: &Path, readonly: bool) -> Result<()> {
     )
     .map_err(sys(what()))?;
     if readonly {
-        mount(
-            NONE,
-            target,
-            NONE,
-            MsFlags::MS_BIND | MsFlags::MS_REMOUNT | MsFlags::MS_RDONLY | MsFlags::MS_REC,
-            NONE,
-        )
-        .map_err(sys(what()))?;
+        self::readonly(source, target)?;
     }
     Ok(())
+}
+
+/// Makes the bind mount at `target` (of `source`) read-only.
+fn readonly(source: &Path, target: &Path) -> Result<()> {
+    let what = || format!("bind mount {} on {}", source.display(), target.display());
+    mount(
+        NONE,
+        target,
+        NONE,
+        MsFlags::MS_BIND | MsFlags::MS_REMOUNT | MsFlags::MS_RDONLY | MsFlags::MS_REC,
+        NONE,
+    )
+    .map_err(sys(what()))
 }
 
 /// Copies the image's files into an empty new volume, as docker does on first use.
@@ -100,7 +73,8 @@ fn copy_tree(from: &Path, to: &Path) -> std::io::Result<()> {
     use std::os::unix::fs::{chown, MetadataExt, PermissionsExt};
     for entry in std::fs::read_dir(from)? {
         let entry = entry?;
-        let meta = entry.metadata()?;
+        // Not followed: a link in the image must not copy a host file in.
+        let meta = std::fs::symlink_metadata(entry.path())?;
         let target = to.join(entry.file_name());
         if meta.file_type().is_symlink() {
             std::os::unix::fs::symlink(std::fs::read_link(entry.path())?, &target)?;
@@ -122,22 +96,34 @@ fn copy_tree(from: &Path, to: &Path) -> std::io::Result<()> {
     std::fs::set_permissions(to, std::fs::Permissions::from_mode(meta.mode()))
 }
 
-fn mount_volume(rootfs: &Path, m: &MountConfig) -> Result<()> {
+fn mount_volume(root: &LayerDir, m: &MountConfig) -> Result<()> {
     let source = Path::new(&m.source);
-    let target = secure_join(rootfs, &m.destination);
-    if m.kind == "volume" {
-        let empty = std::fs::read_dir(source)
-            .map(|mut d| d.next().is_none())
-            .unwrap_or(false);
-        if empty && target.is_dir() {
-            copy_tree(&target, source).map_err(io(&target))?;
-        }
-    } else if !source.exists() {
+    if m.kind != "volume" && !source.exists() {
         // docker creates a missing bind source as a directory.
         mkdirs(source)?;
     }
-    ensure_target(source, &target)?;
-    bind(source, &target, m.readonly)
+    let file = !source.is_dir();
+    let components = root
+        .resolve(Path::new(&m.destination))
+        .map_err(|e| RuntimeError::Invalid(format!("mount point {}: {e}", m.destination)))?;
+    let existed = root.lookup(&components).map_err(io(source))? == Entry::Directory;
+    let target_fd = mount_point(root, &m.destination, file)?;
+    let target = fd_path(&target_fd);
+    if m.kind == "volume" && existed && !file {
+        let empty = std::fs::read_dir(source)
+            .map(|mut d| d.next().is_none())
+            .unwrap_or(false);
+        if empty {
+            copy_tree(&target, source).map_err(io(Path::new(&m.destination)))?;
+        }
+    }
+    bind(source, &target, false)?;
+    if m.readonly {
+        // The descriptor names the directory under the new mount: open the mount itself.
+        let mounted = mount_point(root, &m.destination, file)?;
+        readonly(source, &fd_path(&mounted))?;
+    }
+    Ok(())
 }
 
 fn mount_dev(rootfs: &Path, tty: bool) -> Result<()> {
@@ -283,8 +269,9 @@ pub fn build_and_enter(spec: &InitSpec) -> Result<()> {
             sys(format!("mount the overlay root ({options})"))(e)
         }
     })?;
+    let root = LayerDir::open(rootfs).map_err(sys("open the container's root"))?;
     for m in &spec.mounts {
-        mount_volume(rootfs, m)?;
+        mount_volume(&root, m)?;
     }
     let proc_dir = rootfs.join("proc");
     mkdirs(&proc_dir)?;
@@ -304,9 +291,8 @@ pub fn build_and_enter(spec: &InitSpec) -> Result<()> {
         bind(Path::new("/sys"), &sys_dir, true)?;
     }
     for (source, destination) in &spec.etc_files {
-        let target = secure_join(rootfs, destination);
-        ensure_target(Path::new(source), &target)?;
-        bind(Path::new(source), &target, false)?;
+        let target = mount_point(&root, destination, true)?;
+        bind(Path::new(source), &fd_path(&target), false)?;
     }
     mask(rootfs)?;
     std::env::set_current_dir(rootfs).map_err(io(rootfs))?;
@@ -318,18 +304,29 @@ pub fn build_and_enter(spec: &InitSpec) -> Result<()> {
 
 #[cfg(test)]
 mod tests {
-    use super::secure_join;
+    use super::mount_point;
+    use crate::applier::dirfd::LayerDir;
 
     #[test]
-    fn symlinks_stay_inside_the_root() {
-        let root = tempfile::tempdir().unwrap();
-        std::os::unix::fs::symlink("/etc", root.path().join("abs")).unwrap();
-        std::os::unix::fs::symlink("../../..", root.path().join("up")).unwrap();
-        assert_eq!(
-            secure_join(root.path(), "/abs/x"),
-            root.path().join("etc/x")
-        );
-        assert_eq!(secure_join(root.path(), "up/y"), root.path().join("y"));
-        assert_eq!(secure_join(root.path(), "../../z"), root.path().join("z"));
+    fn mount_points_stay_inside_the_root() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("root");
+        std::fs::create_dir(&root).unwrap();
+        std::os::unix::fs::symlink("/", root.join("abs")).unwrap();
+        std::os::unix::fs::symlink("../../..", root.join("up")).unwrap();
+        let opened = LayerDir::open(&root).unwrap();
+        for (destination, inside) in [
+            ("/abs/x", "x"),
+            ("up/y", "y"),
+            ("/../../z", "z"),
+            ("/up/../../w/v", "w/v"),
+        ] {
+            mount_point(&opened, destination, false).unwrap();
+            assert!(root.join(inside).is_dir(), "{destination} made {inside}");
+        }
+        mount_point(&opened, "/abs/etc/hosts", true).unwrap();
+        assert!(root.join("etc/hosts").is_file());
+        let names: Vec<_> = std::fs::read_dir(dir.path()).unwrap().collect();
+        assert_eq!(names.len(), 1, "nothing made beside the root");
     }
 }

@@ -88,6 +88,7 @@ fn copy_once(from: BorrowedFd<'_>, to: BorrowedFd<'_>) -> bool {
 
 /// Copies the window size of `from` (a terminal) to `to` (a pty).
 pub fn copy_window_size(from: BorrowedFd<'_>, to: BorrowedFd<'_>) {
+    // SAFETY: winsize is four integers, for which all-zero bytes are a valid value.
     let mut size: libc::winsize = unsafe { std::mem::zeroed() };
     // SAFETY: TIOCGWINSZ and TIOCSWINSZ read and write one winsize struct.
     unsafe {

@@ -148,6 +148,9 @@ impl BlobWriter {
         drop(file);
         let target = self.store.blob_path(&actual);
         std::fs::rename(&self.temp, &target).map_err(io_error(&target))?;
+        if let Some(dir) = target.parent() {
+            roci::atomic::sync_dir(dir).map_err(io_error(dir))?;
+        }
         Ok(actual)
     }
 }

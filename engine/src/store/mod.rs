@@ -133,20 +133,9 @@ impl ContentStore {
         self.root.join("tmp").join(uuid::Uuid::new_v4().to_string())
     }
 
-    /// Writes a small file by temp file, fsync and rename.
+    /// Writes a small file atomically ([`roci::atomic`]).
     fn write_atomic(&self, path: &Path, bytes: &[u8]) -> Result<()> {
-        use std::io::Write;
-        let temp = self.temp_path();
-        let result = (|| {
-            let mut file = std::fs::File::create(&temp)?;
-            file.write_all(bytes)?;
-            file.sync_all()?;
-            std::fs::rename(&temp, path)
-        })();
-        if result.is_err() {
-            let _ = std::fs::remove_file(&temp);
-        }
-        result.map_err(io_error(path))
+        roci::atomic::write_atomic(path, bytes).map_err(io_error(path))
     }
 }
 
