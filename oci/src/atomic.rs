@@ -11,6 +11,8 @@
 //!   [`AtomicFile::commit`]; dropped without a commit it leaves nothing.
 //! - [`sync_dir`]: fsync of a directory, for callers that rename by
 //!   themselves (a blob named by its digest once it is hashed).
+//! - [`rename_durable`]: the rename and directory fsync of a temp file
+//!   written and synced elsewhere.
 
 use std::fs::{File, OpenOptions};
 use std::io::Write;
@@ -31,6 +33,17 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
 /// Flushes a directory's entries (a rename or create in it) to disk.
 pub fn sync_dir(dir: &Path) -> std::io::Result<()> {
     File::open(dir)?.sync_all()
+}
+
+/// Moves an already synced `temp` file to `target` (creating the target's
+/// directories) and fsyncs the directory: the last step of every atomic
+/// write, for writers that keep their temp files elsewhere (the registry's
+/// per-process temp directory) or write them their own way (`O_DIRECT`).
+pub fn rename_durable(temp: &Path, target: &Path) -> std::io::Result<()> {
+    let parent = parent_of(target);
+    std::fs::create_dir_all(parent)?;
+    std::fs::rename(temp, target)?;
+    sync_dir(parent)
 }
 
 /// The directory a path's entry lives in (`.` for a bare name).

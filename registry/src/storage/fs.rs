@@ -26,6 +26,7 @@ use super::{check_key, Backend, ByteStream, Meta, Result, StorageError};
 use async_trait::async_trait;
 use bytes::Bytes;
 use futures_util::StreamExt;
+use roci::atomic::{rename_durable as publish, sync_dir as fsync_dir};
 use std::io::{Read, Seek, SeekFrom, Write};
 use std::ops::Range;
 use std::path::{Path, PathBuf};
@@ -168,18 +169,6 @@ async fn blocking<T: Send + 'static>(
             source: std::io::Error::other(join.to_string()),
         }),
     }
-}
-
-fn fsync_dir(dir: &Path) -> std::io::Result<()> {
-    std::fs::File::open(dir)?.sync_all()
-}
-
-/// Puts `temp` at `target` atomically (creating parents) and makes it durable.
-fn publish(temp: &Path, target: &Path) -> std::io::Result<()> {
-    let parent = target.parent().unwrap_or(Path::new("."));
-    std::fs::create_dir_all(parent)?;
-    std::fs::rename(temp, target)?;
-    fsync_dir(parent)
 }
 
 /// Copies `body` into the new `file` on a blocking thread, syncs it, and
