@@ -3,6 +3,9 @@
 //! segments, so the path is read from its end: the last segments say what
 //! is asked for, everything before them is the name.
 
+// Parses what clients send: every sum on a number from outside is checked.
+#![deny(clippy::arithmetic_side_effects)]
+
 use crate::digest::{Digest, DigestError};
 use crate::error::{Code, RegistryError};
 use crate::names::{valid_tag, Reference, RepoName};
@@ -74,9 +77,8 @@ impl Action {
             };
         }
         let segments: Vec<&str> = rest.split('/').collect();
-        let n = segments.len();
-        let name_of = |end: usize| -> Result<RepoName, RegistryError> {
-            let raw = segments[..end].join("/");
+        let name_of = |prefix: &[&str]| -> Result<RepoName, RegistryError> {
+            let raw = prefix.join("/");
             RepoName::parse(&raw).ok_or_else(|| {
                 RegistryError::new(
                     Code::NameInvalid,
@@ -84,87 +86,83 @@ impl Action {
                 )
             })
         };
-
-        // .../tags/list
-        if n >= 3 && segments[n - 2] == "tags" && segments[n - 1] == "list" {
-            let name = name_of(n - 2)?;
-            return match *method {
-                Method::GET | Method::HEAD => Ok(Action::ListTags { name }),
-                _ => Err(method_not_allowed()),
-            };
-        }
-        // .../blobs/uploads/ and .../blobs/uploads/<id>
-        if n >= 4 && segments[n - 3] == "blobs" && segments[n - 2] == "uploads" {
-            let name = name_of(n - 3)?;
-            let id = decode(segments[n - 1]);
-            if id.is_empty() {
-                return match *method {
-                    Method::POST => Ok(Action::StartUpload { name }),
+        // The last segments say what is asked for; the ones before are the name.
+        match segments.as_slice() {
+            [prefix @ .., "tags", "list"] if !prefix.is_empty() => {
+                let name = name_of(prefix)?;
+                match *method {
+                    Method::GET | Method::HEAD => Ok(Action::ListTags { name }),
                     _ => Err(method_not_allowed()),
-                };
+                }
             }
-            return match *method {
-                Method::GET | Method::HEAD => Ok(Action::GetUpload { name, id }),
-                Method::PATCH => Ok(Action::PatchUpload { name, id }),
-                Method::PUT => Ok(Action::PutUpload { name, id }),
-                Method::DELETE => Ok(Action::CancelUpload { name, id }),
-                _ => Err(method_not_allowed()),
-            };
+            [prefix @ .., "blobs", "uploads", id] if !prefix.is_empty() => {
+                let name = name_of(prefix)?;
+                let id = decode(id);
+                if id.is_empty() {
+                    return match *method {
+                        Method::POST => Ok(Action::StartUpload { name }),
+                        _ => Err(method_not_allowed()),
+                    };
+                }
+                match *method {
+                    Method::GET | Method::HEAD => Ok(Action::GetUpload { name, id }),
+                    Method::PATCH => Ok(Action::PatchUpload { name, id }),
+                    Method::PUT => Ok(Action::PutUpload { name, id }),
+                    Method::DELETE => Ok(Action::CancelUpload { name, id }),
+                    _ => Err(method_not_allowed()),
+                }
+            }
+            [prefix @ .., "blobs", "uploads"] if !prefix.is_empty() && *method == Method::POST => {
+                let name = name_of(prefix)?;
+                Ok(Action::StartUpload { name })
+            }
+            [prefix @ .., "blobs", digest] if !prefix.is_empty() => {
+                let name = name_of(prefix)?;
+                let digest = parse_digest(&decode(digest))?;
+                match *method {
+                    Method::GET => Ok(Action::GetBlob {
+                        name,
+                        digest,
+                        head: false,
+                    }),
+                    Method::HEAD => Ok(Action::GetBlob {
+                        name,
+                        digest,
+                        head: true,
+                    }),
+                    Method::DELETE => Ok(Action::DeleteBlob { name, digest }),
+                    _ => Err(method_not_allowed()),
+                }
+            }
+            [prefix @ .., "manifests", reference] if !prefix.is_empty() => {
+                let name = name_of(prefix)?;
+                let reference = parse_reference(&decode(reference))?;
+                match *method {
+                    Method::GET => Ok(Action::GetManifest {
+                        name,
+                        reference,
+                        head: false,
+                    }),
+                    Method::HEAD => Ok(Action::GetManifest {
+                        name,
+                        reference,
+                        head: true,
+                    }),
+                    Method::PUT => Ok(Action::PutManifest { name, reference }),
+                    Method::DELETE => Ok(Action::DeleteManifest { name, reference }),
+                    _ => Err(method_not_allowed()),
+                }
+            }
+            [prefix @ .., "referrers", digest] if !prefix.is_empty() => {
+                let name = name_of(prefix)?;
+                let digest = parse_digest(&decode(digest))?;
+                match *method {
+                    Method::GET | Method::HEAD => Ok(Action::Referrers { name, digest }),
+                    _ => Err(method_not_allowed()),
+                }
+            }
+            _ => Err(not_found()),
         }
-        if n >= 3
-            && segments[n - 2] == "blobs"
-            && segments[n - 1] == "uploads"
-            && *method == Method::POST
-        {
-            let name = name_of(n - 2)?;
-            return Ok(Action::StartUpload { name });
-        }
-        if n >= 3 && segments[n - 2] == "blobs" {
-            let name = name_of(n - 2)?;
-            let digest = parse_digest(&decode(segments[n - 1]))?;
-            return match *method {
-                Method::GET => Ok(Action::GetBlob {
-                    name,
-                    digest,
-                    head: false,
-                }),
-                Method::HEAD => Ok(Action::GetBlob {
-                    name,
-                    digest,
-                    head: true,
-                }),
-                Method::DELETE => Ok(Action::DeleteBlob { name, digest }),
-                _ => Err(method_not_allowed()),
-            };
-        }
-        if n >= 3 && segments[n - 2] == "manifests" {
-            let name = name_of(n - 2)?;
-            let reference = parse_reference(&decode(segments[n - 1]))?;
-            return match *method {
-                Method::GET => Ok(Action::GetManifest {
-                    name,
-                    reference,
-                    head: false,
-                }),
-                Method::HEAD => Ok(Action::GetManifest {
-                    name,
-                    reference,
-                    head: true,
-                }),
-                Method::PUT => Ok(Action::PutManifest { name, reference }),
-                Method::DELETE => Ok(Action::DeleteManifest { name, reference }),
-                _ => Err(method_not_allowed()),
-            };
-        }
-        if n >= 3 && segments[n - 2] == "referrers" {
-            let name = name_of(n - 2)?;
-            let digest = parse_digest(&decode(segments[n - 1]))?;
-            return match *method {
-                Method::GET | Method::HEAD => Ok(Action::Referrers { name, digest }),
-                _ => Err(method_not_allowed()),
-            };
-        }
-        Err(not_found())
     }
 }
 

@@ -3,6 +3,9 @@
 //! algorithm of the key's family; `iss`, `aud`, `exp`, `nbf` and `iat`
 //! with a small clock-skew allowance).
 
+// Parses what clients send: every sum on a number from outside is checked.
+#![deny(clippy::arithmetic_side_effects)]
+
 use super::keys::TrustedKey;
 use super::scope::AccessEntry;
 use jsonwebtoken::errors::ErrorKind;
@@ -109,7 +112,11 @@ impl Verifier {
         for key in candidates {
             match jsonwebtoken::decode::<Claims>(token, &key.key, &validation) {
                 Ok(data) => {
-                    if data.claims.iat.is_some_and(|iat| iat > now() + LEEWAY_S) {
+                    if data
+                        .claims
+                        .iat
+                        .is_some_and(|iat| iat > now().saturating_add(LEEWAY_S))
+                    {
                         return Err(TokenError::IssuedInFuture);
                     }
                     return Ok(data.claims);

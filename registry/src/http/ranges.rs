@@ -3,6 +3,9 @@
 //! number is read strictly (digits only) and every sum is checked, so no
 //! client value can wrap or panic.
 
+// Parses what clients send: every sum on a number from outside is checked.
+#![deny(clippy::arithmetic_side_effects)]
+
 use super::{content_length, header};
 use crate::error::{Code, RegistryError, Result};
 use crate::store::uploads::ChunkBounds;
@@ -58,14 +61,14 @@ impl Spec {
                     return None;
                 }
                 // size > first >= 0, so size - 1 cannot wrap, nor can end + 1 pass size.
-                let end = last.map_or(size - 1, |last| last.min(size - 1));
-                Some(first..end + 1)
+                let end = last.map_or(size, |last| last.saturating_add(1).min(size));
+                Some(first..end)
             }
             Spec::Suffix(length) => {
                 if length == 0 || size == 0 {
                     return None;
                 }
-                Some(size - length.min(size)..size)
+                Some(size.saturating_sub(length)..size)
             }
         }
     }

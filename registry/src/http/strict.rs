@@ -5,6 +5,9 @@
 //!   would otherwise be stored still encoded (`gzip, chunked`);
 //! - an HTTP/1.1 request without exactly one `Host` is 400 (§3.2).
 
+// Parses what clients send: every sum on a number from outside is checked.
+#![deny(clippy::arithmetic_side_effects)]
+
 use crate::error::{Code, RegistryError};
 use axum::http::{header, HeaderMap, StatusCode, Version};
 

@@ -1,6 +1,9 @@
 //! Upload requests: `POST` (start, monolithic, mount), `GET` status,
 //! `PATCH` chunk, `PUT` completion, `DELETE` cancel.
 
+// Parses what clients send: every sum on a number from outside is checked.
+#![deny(clippy::arithmetic_side_effects)]
+
 use super::ranges::chunk_bounds;
 use super::{body_stream, content_length, empty, Incoming};
 use crate::action::parse_digest;

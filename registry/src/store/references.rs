@@ -14,6 +14,9 @@
 //!   verification (`SIZE_INVALID` is the spec's code for blob uploads).
 //!   An absent child that need not exist cannot be checked, and is not.
 
+// Parses what clients send: every sum on a number from outside is checked.
+#![deny(clippy::arithmetic_side_effects)]
+
 use super::manifests::{descriptor_digest, Parsed, NON_DISTRIBUTABLE};
 use super::{layout, Registry};
 use crate::digest::Digest;

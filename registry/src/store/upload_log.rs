@@ -22,6 +22,9 @@
 //!   another process and completion does not re-read the blob (unless the
 //!   digest asked for is not sha256).
 
+// Parses what clients send: every sum on a number from outside is checked.
+#![deny(clippy::arithmetic_side_effects)]
+
 use super::layout;
 use crate::digest::{Algorithm, Hasher};
 use crate::error::{Code, RegistryError, Result};

@@ -5,6 +5,9 @@
 //! only whole: one that fails or breaks off leaves the upload at its
 //! previous offset. Nothing becomes a blob before its digest is verified.
 
+// Parses what clients send: every sum on a number from outside is checked.
+#![deny(clippy::arithmetic_side_effects)]
+
 use super::hashing::tally;
 use super::upload_log::{Entry, Log, Part};
 use super::{layout, Registry};
@@ -159,7 +162,7 @@ impl Registry {
             sha256: hex::encode(hasher.save()),
             ..entry
         };
-        if !log.append(seq + 1, &next).await? {
+        if !log.append(next_seq(seq)?, &next).await? {
             // Another request on this upload got there first.
             self.backend.delete(&part_key).await?;
             let now = self.open_upload(name, id).await?.1.offset;
@@ -199,7 +202,7 @@ impl Registry {
             closed: true,
             ..entry.clone()
         };
-        if !log.append(seq + 1, &closing).await? {
+        if !log.append(next_seq(seq)?, &closing).await? {
             return match self.open_upload(name, id).await {
                 Ok((_, now)) => Err(range_conflict(
                     name,
@@ -381,6 +384,12 @@ impl Registry {
         }
         Ok(stale)
     }
+}
+
+/// The number of the entry after `seq`.
+fn next_seq(seq: u64) -> Result<u64> {
+    seq.checked_add(1)
+        .ok_or_else(|| RegistryError::new(Code::SizeInvalid, "the upload has too many chunks"))
 }
 
 fn digest_mismatch(expected: &Digest, computed: &Digest) -> RegistryError {
