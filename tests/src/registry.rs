@@ -175,6 +175,28 @@ impl RegistryProcess {
         &self.root
     }
 
+    /// The number and total size of the temp files rregistry is writing
+    /// (under `_tmp/<process>/`; the lock files beside them are empty and
+    /// not counted): how a test sees that a request body has started to
+    /// arrive.
+    pub fn temp_files(&self) -> (usize, u64) {
+        fn walk(dir: &Path, depth: usize, acc: &mut (usize, u64)) {
+            for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+                match entry.file_type() {
+                    Ok(t) if t.is_dir() => walk(&entry.path(), depth + 1, acc),
+                    Ok(t) if t.is_file() && depth > 0 => {
+                        acc.0 += 1;
+                        acc.1 += entry.metadata().map(|m| m.len()).unwrap_or(0);
+                    }
+                    _ => {}
+                }
+            }
+        }
+        let mut acc = (0, 0);
+        walk(&self.root.join("_tmp"), 0, &mut acc);
+        acc
+    }
+
     /// What the server wrote to stderr (with `capture_log`).
     pub fn log(&self) -> String {
         self.log

@@ -332,7 +332,6 @@ async fn pull_resumes_after_registry_restart() {
     });
     assert!(started, "the pull never started writing");
     registry.kill9();
-    std::thread::sleep(Duration::from_millis(300));
     registry.restart();
     let output = child.wait_with_output().unwrap();
     let stdout = String::from_utf8_lossy(&output.stdout);

@@ -247,12 +247,18 @@ fn sigterm_drains_an_in_flight_upload() {
     )
     .unwrap();
     stream.write_all(&data[..data.len() / 2]).unwrap();
-    std::thread::sleep(Duration::from_millis(200));
+    // The server is writing the body (its aligned writer flushes whole MiBs).
+    assert!(
+        e2e::process::wait_until(Duration::from_secs(20), || registry.temp_files().1
+            >= 1024 * 1024),
+        "the server never started writing the body"
+    );
     registry.child.signal("TERM");
-    std::thread::sleep(Duration::from_millis(300));
     // New connections are refused while the old request finishes.
     assert!(
-        std::net::TcpStream::connect(registry.host()).is_err(),
+        e2e::process::wait_until(Duration::from_secs(10), || {
+            std::net::TcpStream::connect(registry.host()).is_err()
+        }),
         "still accepting after SIGTERM"
     );
     stream.write_all(&data[data.len() / 2..]).unwrap();
@@ -324,7 +330,11 @@ fn drain_timeout_bounds_shutdown() {
         sha256(b"never")
     )
     .unwrap();
-    std::thread::sleep(Duration::from_millis(200));
+    // The request reached its handler: the blob's temp file exists.
+    assert!(
+        e2e::process::wait_until(Duration::from_secs(20), || registry.temp_files().0 > 0),
+        "the request never reached the server"
+    );
     let started = std::time::Instant::now();
     registry.child.signal("TERM");
     let status = registry.child.wait_timeout(Duration::from_secs(15));
