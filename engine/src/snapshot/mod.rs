@@ -174,7 +174,8 @@ impl Snapshotter {
             return Ok(());
         }
         let short = short_id(&staged.chain_id);
-        std::fs::write(staged.dir.join("link"), &short).map_err(io(&staged.dir))?;
+        roci::atomic::write_atomic(&staged.dir.join("link"), short.as_bytes())
+            .map_err(io(&staged.dir))?;
         if !parents.is_empty() {
             let mut lower = Vec::with_capacity(parents.len());
             for parent in parents.iter().rev() {
@@ -183,7 +184,8 @@ impl Snapshotter {
                 }
                 lower.push(format!("l/{}", short_id(parent)));
             }
-            std::fs::write(staged.dir.join("lower"), lower.join(":")).map_err(io(&staged.dir))?;
+            roci::atomic::write_atomic(&staged.dir.join("lower"), lower.join(":").as_bytes())
+                .map_err(io(&staged.dir))?;
             std::fs::create_dir_all(staged.dir.join("work")).map_err(io(&staged.dir))?;
         }
         match std::fs::rename(&staged.dir, &target) {
@@ -196,6 +198,9 @@ impl Snapshotter {
                 return Ok(())
             }
             Err(e) => return Err(io(&target)(e)),
+        }
+        if let Some(layers) = target.parent() {
+            roci::atomic::sync_dir(layers).map_err(io(layers))?;
         }
         let link = self.root.join("l").join(&short);
         let _ = std::fs::remove_file(&link);
