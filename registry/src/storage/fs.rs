@@ -22,7 +22,7 @@
 //! [`INLINE_READ_LIMIT`] is still read on the blocking pool.
 
 use super::direct::{read_ahead, BlockWriter};
-use super::{check_key, Backend, ByteStream, Meta, Result, StorageError};
+use super::{check_key, Backend, ByteStream, Meta, Result, StorageError, Written};
 use async_trait::async_trait;
 use bytes::Bytes;
 use futures_util::StreamExt;
@@ -171,10 +171,16 @@ async fn blocking<T: Send + 'static>(
     }
 }
 
-/// Copies `body` into the new `file` on a blocking thread, syncs it, and
-/// returns the number of bytes copied and whether any went around the page
-/// cache.
-async fn copy_into(key: &str, file: std::fs::File, mut body: ByteStream) -> Result<(u64, bool)> {
+/// What [`copy_into`] copied: the bytes written (and synced), whether any
+/// went around the page cache, and why the source stopped early, if it did.
+struct Copied {
+    written: u64,
+    broke_off: Option<std::io::Error>,
+}
+
+/// Copies `body` into the new `file` on a blocking thread and syncs it.
+/// Every byte the source gave before it failed is written.
+async fn copy_into(key: &str, file: std::fs::File, mut body: ByteStream) -> Result<Copied> {
     let (tx, mut rx) = mpsc::channel::<Bytes>(CHANNEL_DEPTH);
     let writer = tokio::task::spawn_blocking(move || -> std::io::Result<(u64, bool)> {
         // No early writeback (`sync_file_range` every few MiB): on this
@@ -205,14 +211,14 @@ async fn copy_into(key: &str, file: std::fs::File, mut body: ByteStream) -> Resu
         }
     }
     drop(tx);
-    let (written, direct) = match writer.await {
+    let (written, _direct) = match writer.await {
         Ok(result) => result.map_err(io_err(key))?,
         Err(join) => return Err(io_err(key)(std::io::Error::other(join.to_string()))),
     };
-    match source_error {
-        Some(e) => Err(StorageError::Source(e)),
-        None => Ok((written, direct)),
-    }
+    Ok(Copied {
+        written,
+        broke_off: source_error,
+    })
 }
 
 #[async_trait]
@@ -298,23 +304,41 @@ impl Backend for FsBackend {
     }
 
     async fn write(&self, key: &str, body: ByteStream) -> Result<u64> {
+        match self.write_prefix(key, body, false).await? {
+            Written {
+                bytes,
+                broke_off: None,
+            } => Ok(bytes),
+            Written {
+                broke_off: Some(e), ..
+            } => Err(StorageError::Source(e)),
+        }
+    }
+
+    async fn write_prefix(&self, key: &str, body: ByteStream, keep: bool) -> Result<Written> {
         let target = self.path(key)?;
         let temp = self.temp_path();
         let file = {
             let temp = temp.clone();
             blocking(key, move || std::fs::File::create(temp)).await?
         };
-        let result = copy_into(key, file, body).await;
-        let outcome = match result {
-            Ok((written, _)) => {
+        let outcome = match copy_into(key, file, body).await {
+            Ok(copied) if copied.broke_off.is_none() || keep => {
                 let temp = temp.clone();
                 blocking(key, move || publish(&temp, &target))
                     .await
-                    .map(|_| written)
+                    .map(|_| Written {
+                        bytes: copied.written,
+                        broke_off: copied.broke_off,
+                    })
             }
+            Ok(copied) => Ok(Written {
+                bytes: copied.written,
+                broke_off: copied.broke_off,
+            }),
             Err(e) => Err(e),
         };
-        if outcome.is_err() {
+        if !matches!(&outcome, Ok(w) if w.broke_off.is_none() || keep) {
             let _ = tokio::fs::remove_file(&temp).await;
         }
         outcome

@@ -30,6 +30,14 @@ pub struct Meta {
     pub modified: SystemTime,
 }
 
+/// What [`Backend::write_prefix`] stored.
+#[derive(Debug)]
+pub struct Written {
+    pub bytes: u64,
+    /// The stream failed after `bytes` bytes (a client that went away).
+    pub broke_off: Option<std::io::Error>,
+}
+
 /// A backend failure.
 #[derive(Debug, thiserror::Error)]
 pub enum StorageError {
@@ -65,6 +73,15 @@ pub trait Backend: Send + Sync + 'static {
     /// Returns the number of bytes written. When the stream or the write
     /// fails, nothing is left behind (not even a partial object).
     async fn write(&self, key: &str, body: ByteStream) -> Result<u64>;
+
+    /// Writes an object from a stream like [`Backend::write`]; when the
+    /// stream breaks off and `keep` is set, the bytes that arrived before it
+    /// did are kept (published, whole and durable) and the break is
+    /// reported in [`Written::broke_off`]. Without `keep`, a broken stream
+    /// leaves nothing, as with `write`. An upload's chunk uses this so that
+    /// a client that lost its connection resumes from what arrived, as
+    /// with Distribution.
+    async fn write_prefix(&self, key: &str, body: ByteStream, keep: bool) -> Result<Written>;
 
     /// Writes a small object held in memory, atomically.
     async fn write_all(&self, key: &str, bytes: Bytes) -> Result<()>;

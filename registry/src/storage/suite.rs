@@ -99,6 +99,24 @@ pub async fn run(backend: &dyn Backend) {
     assert!(matches!(err, StorageError::Source(_)), "{err}");
     assert!(backend.stat("a/b/fresh").await.unwrap().is_none());
 
+    // Keeping what arrived before a stream broke off.
+    let kept = backend
+        .write_prefix("a/b/prefix", failing_stream(), true)
+        .await
+        .unwrap();
+    assert_eq!(kept.bytes, 7);
+    assert!(kept.broke_off.is_some());
+    assert_eq!(
+        backend.read_all("a/b/prefix").await.unwrap(),
+        Bytes::from_static(b"partial")
+    );
+    let dropped = backend
+        .write_prefix("a/b/dropped", failing_stream(), false)
+        .await
+        .unwrap();
+    assert!(dropped.broke_off.is_some());
+    assert!(backend.stat("a/b/dropped").await.unwrap().is_none());
+
     // Conditional writes.
     assert!(backend
         .write_if_absent("c/once", Bytes::from_static(b"1"))

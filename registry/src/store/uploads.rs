@@ -1,9 +1,10 @@
 //! Resumable uploads, whose whole state is in storage (see
 //! [`super::upload_log`]): any process serving the same storage, a restarted
 //! one or another replica, continues an upload where it stands, and two
-//! requests racing on one upload cannot mix their bytes. A chunk is kept
-//! only whole: one that fails or breaks off leaves the upload at its
-//! previous offset. Nothing becomes a blob before its digest is verified.
+//! requests racing on one upload cannot mix their bytes. A chunk the store
+//! fails to write leaves the upload at its previous offset; one whose body
+//! breaks off keeps what arrived. Nothing becomes a blob before its digest
+//! is verified.
 
 // Parses what clients send: every sum on a number from outside is checked.
 #![deny(clippy::arithmetic_side_effects)]
@@ -120,22 +121,37 @@ impl Registry {
         let part = uuid::Uuid::new_v4().to_string();
         let part_key = layout::upload_part(id, &part);
         let (body, seen) = tally(body, Some(entry.hasher()?));
-        // The part is written whole or not at all: a chunk that fails or
-        // breaks off leaves the upload at its previous offset.
-        let written = self.backend.write(&part_key, body).await;
+        // The part is written whole or not at all, except that a body that
+        // breaks off (a client gone, a stalled upload) keeps the bytes that
+        // arrived, as Distribution does, so the client resumes from there.
+        // A chunk the store failed to write (a full disk) or whose length
+        // is not what it declared leaves the upload at its previous offset.
+        let written = self.backend.write_prefix(&part_key, body, true).await;
         let (hasher, count) = seen.take();
+        let mut broke_off = None;
         let kept = async {
             let written = written?;
-            if let Some(expected) = expected {
-                if written != expected {
+            if let Some(e) = written.broke_off {
+                if written.bytes != count {
+                    return Err(RegistryError::new(
+                        Code::BlobUploadInvalid,
+                        format!("the request body broke off: {e}"),
+                    ));
+                }
+                broke_off = Some(e);
+            } else if let Some(expected) = expected {
+                if written.bytes != expected {
                     return Err(RegistryError::new(
                         Code::SizeInvalid,
-                        format!("chunk declared {expected} bytes but {written} arrived"),
+                        format!(
+                            "chunk declared {expected} bytes but {} arrived",
+                            written.bytes
+                        ),
                     ));
                 }
             }
             let hasher = hasher.ok_or_else(|| RegistryError::new(Code::Unknown, "hash lost"))?;
-            Ok((written, hasher))
+            Ok((written.bytes, hasher))
         }
         .await;
         let (written, hasher) = match kept {
@@ -148,7 +164,13 @@ impl Registry {
         };
         if written == 0 {
             self.backend.delete(&part_key).await?;
-            return Ok(entry.offset);
+            return match broke_off {
+                Some(e) => Err(RegistryError::new(
+                    Code::BlobUploadInvalid,
+                    format!("the request body broke off: {e}"),
+                )),
+                None => Ok(entry.offset),
+            };
         }
         let offset = entry.offset.checked_add(written).ok_or_else(|| {
             RegistryError::new(Code::SizeInvalid, "the upload would exceed 2^64 bytes")
@@ -179,7 +201,13 @@ impl Registry {
             self.backend.delete_prefix(&layout::upload(id)).await?;
             return Err(upload_unknown(id));
         }
-        Ok(offset)
+        match broke_off {
+            Some(e) => Err(RegistryError::new(
+                Code::BlobUploadInvalid,
+                format!("the request body broke off ({e}); the upload keeps the {offset} bytes that arrived"),
+            )),
+            None => Ok(offset),
+        }
     }
 
     /// Completes an upload (PUT `?digest=`), with an optional last chunk:
