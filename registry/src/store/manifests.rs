@@ -189,6 +189,8 @@ impl Registry {
         };
         let (media_type, parsed) = parse(&bytes, content_type)?;
         self.check_references(name, &parsed).await?;
+        // Every check before the first write: a refused push leaves nothing.
+        let subject_digest = parsed.subject().map(descriptor_digest).transpose()?;
 
         self.backend
             .write_if_absent(&layout::blob(&digest), bytes.clone())
@@ -200,8 +202,7 @@ impl Registry {
             )
             .await?;
         let mut subject = None;
-        if let Some(descriptor) = parsed.subject() {
-            let subject_digest = descriptor_digest(descriptor)?;
+        if let Some(subject_digest) = subject_digest {
             let mut entry = json!({
                 "mediaType": media_type,
                 "digest": digest.to_string(),
@@ -392,5 +393,44 @@ mod tests {
         let schema1 = json!({"schemaVersion": 1, "name": "x", "fsLayers": []});
         let err = media_type_of(&schema1, Some(DOCKER_SCHEMA1[1])).unwrap_err();
         assert!(err.message.contains("schema1"));
+    }
+}
+
+/// Found by the `manifest` fuzz target: a push refused for its subject's
+/// digest (an algorithm oci-spec reads but we do not verify) had already
+/// written the manifest and its repository link, so the refused manifest
+/// was served under its digest.
+#[cfg(test)]
+mod refused_push {
+    use super::*;
+    use crate::storage::fs::FsBackend;
+    use std::sync::Arc;
+
+    #[tokio::test]
+    async fn a_refused_subject_leaves_no_manifest_behind() {
+        let dir = tempfile::tempdir().unwrap();
+        let registry = Registry::new(
+            Arc::new(FsBackend::open(dir.path()).unwrap()),
+            Default::default(),
+        );
+        let name = RepoName::parse("fuzz/manifest").unwrap();
+        let body = json!({
+            "schemaVersion": 2,
+            "mediaType": OCI_INDEX,
+            "manifests": [],
+            "subject": {"mediaType": OCI_MANIFEST, "digest": format!("sha384:{}", "a".repeat(96)), "size": 1},
+        })
+        .to_string();
+        let digest = Digest::of_bytes(Algorithm::Sha256, body.as_bytes());
+        let refused = registry
+            .put_manifest(&name, &Reference::Tag("t".into()), None, Bytes::from(body))
+            .await
+            .unwrap_err();
+        assert_eq!(refused.code, Code::ManifestInvalid);
+        let served = registry
+            .get_manifest(&name, &Reference::Digest(digest))
+            .await
+            .unwrap_err();
+        assert_eq!(served.code, Code::ManifestUnknown);
     }
 }
