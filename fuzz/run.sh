@@ -51,7 +51,12 @@ if [ ${#targets[@]} -eq 0 ]; then
   mapfile -t targets < <(cargo fuzz list)
 fi
 started=$(date +%s)
-"${build[@]}" "${targets[@]/#/}" 2>&1 | grep -v '^\s*Compiling ' >&2 || { echo "fuzz/run.sh: build failed" >&2; exit 1; }
+# Every target is built (cargo fuzz builds one or all).
+if ! "${build[@]}" >"$work/build.log" 2>&1; then
+  grep -v '^\s*Compiling ' "$work/build.log" >&2
+  echo "fuzz/run.sh: build failed" >&2
+  exit 1
+fi
 bin=$CARGO_TARGET_DIR/x86_64-unknown-linux-gnu/release
 echo "fuzz/run.sh: built ${#targets[@]} targets in $(( $(date +%s) - started ))s; running each for ${time_each}s, ${parallel} at a time" >&2
 
