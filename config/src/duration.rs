@@ -91,7 +91,7 @@ mod tests {
         assert!(GoDuration::parse("").is_none());
     }
 
-    /// Found by the `config` fuzz target: a duration beyond `Duration`'s
+    /// Found writing the `config` fuzz target: a duration beyond `Duration`'s
     /// range panicked (`Duration::from_secs_f64`), stopping `rregistry
     /// serve` with a panic instead of naming the key.
     #[test]
