@@ -102,7 +102,11 @@ pub fn glob_match(pattern: &str, name: &str) -> bool {
         for pi in (0..p.len()).rev() {
             current[pi] = match p[pi] {
                 '*' if p.get(pi + 1) == Some(&'*') => {
-                    let rest = if p.get(pi + 2) == Some(&'/') { pi + 3 } else { pi + 2 };
+                    let rest = if p.get(pi + 2) == Some(&'/') {
+                        pi + 3
+                    } else {
+                        pi + 2
+                    };
                     current[rest] || (c.is_some() && next[pi])
                 }
                 '*' => current[pi + 1] || (plain.is_some() && next[pi]),
@@ -265,7 +269,10 @@ mod tests {
         let name = "a".repeat(60);
         assert!(!glob_match(&format!("{}b", "*a".repeat(30)), &name));
         assert!(!glob_match(&format!("{}b", "*".repeat(60)), &name));
-        assert!(!glob_match(&format!("{}b", "**a".repeat(30)), &"a/".repeat(30)));
+        assert!(!glob_match(
+            &format!("{}b", "**a".repeat(30)),
+            &"a/".repeat(30)
+        ));
         assert!(glob_match(&"*a".repeat(30), &name));
     }
 

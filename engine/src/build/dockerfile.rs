@@ -372,7 +372,8 @@ mod tests {
         assert!(parse("ARG V=1\nFROM scratch\n").is_ok());
     }
 
-    /// Found by the `dockerfile` fuzz target's long inputs: a chain of
+    /// Found with the `dockerfile` fuzz target (a long input written by
+    /// hand: out of memory at libFuzzer's 2 GB limit): a chain of
     /// `ONBUILD ONBUILD ...` was parsed level by level, each level copying
     /// the rest of the line, so 20,000 of them (160 KB) took gigabytes.
     #[test]

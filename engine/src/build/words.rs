@@ -248,13 +248,17 @@ mod tests {
         assert!(expand_words("${A", '\\', &env).is_err());
     }
 
-    /// Found by the `words` fuzz target's long inputs: each `${A:-...}`
+    /// Found with the `words` fuzz target (a long input written by hand:
+    /// a timeout): each `${A:-...}`
     /// level re-read the text inside it, so 20,000 nested levels (140 KB
     /// of Dockerfile) ran for minutes (and recursed as deep).
     #[test]
     fn deep_nesting_is_refused() {
         let nested = |n: usize| format!("{}x{}", "${A:-".repeat(n), "}".repeat(n));
-        assert_eq!(expand_words(&nested(MAX_NESTING), '\\', &env).unwrap(), ["one"]);
+        assert_eq!(
+            expand_words(&nested(MAX_NESTING), '\\', &env).unwrap(),
+            ["one"]
+        );
         assert_eq!(
             expand_words(&nested(20_000), '\\', &env).unwrap_err(),
             WordError::TooDeep
