@@ -87,8 +87,14 @@ fuzz_target!(|data: &[u8]| {
     } else {
         let why = String::from_utf8_lossy(&put.body);
         assert_eq!(
-            (after_digest.status, String::from_utf8_lossy(&after_digest.body)),
-            (before_digest.status, String::from_utf8_lossy(&before_digest.body)),
+            (
+                after_digest.status,
+                String::from_utf8_lossy(&after_digest.body)
+            ),
+            (
+                before_digest.status,
+                String::from_utf8_lossy(&before_digest.body)
+            ),
             "the refused push ({} {why}) changed what {digest} serves",
             put.status
         );
