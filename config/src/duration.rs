@@ -45,7 +45,8 @@ impl GoDuration {
             total += number * seconds_per_unit;
             rest = &rest[unit_len..];
         }
-        Some(GoDuration(Duration::from_secs_f64(total)))
+        // Too long for a Duration (`99999999999999999999h`) is no duration.
+        Duration::try_from_secs_f64(total).ok().map(GoDuration)
     }
 }
 
@@ -88,5 +89,25 @@ mod tests {
         assert!(GoDuration::parse("10").is_none());
         assert!(GoDuration::parse("ten minutes").is_none());
         assert!(GoDuration::parse("").is_none());
+    }
+
+    /// Found writing the `config` fuzz target: a duration beyond `Duration`'s
+    /// range panicked (`Duration::from_secs_f64`), stopping `rregistry
+    /// serve` with a panic instead of naming the key.
+    #[test]
+    fn refuses_durations_too_long_to_hold() {
+        assert!(GoDuration::parse("99999999999999999999h").is_none());
+        assert!(GoDuration::parse("5124095576030432h").is_none());
+        assert_eq!(
+            GoDuration::parse("2562047h").unwrap().0,
+            Duration::from_secs(2562047 * 3600)
+        );
+        let err = crate::load_from_str(
+            "storage:\n  maintenance:\n    uploadpurging:\n      age: 99999999999999999999h\n",
+            "test",
+            Vec::new(),
+        )
+        .unwrap_err();
+        assert!(err.to_string().contains("invalid duration"), "{err}");
     }
 }

@@ -301,11 +301,20 @@ fn check(i: &Instruction, escape: char) -> Result<(), ParseError> {
         }
         "VOLUME" => need(!words()?.is_empty(), "needs at least one path"),
         "ONBUILD" => {
-            let inner = instruction(line, &i.text(), escape)?;
+            // The trigger's keyword is checked before the trigger is parsed,
+            // so `ONBUILD ONBUILD ...` never recurses (a long chain of them
+            // took memory quadratic in the line).
+            let text = i.text();
+            let keyword = text
+                .split_whitespace()
+                .next()
+                .unwrap_or("")
+                .to_ascii_uppercase();
             need(
-                !matches!(inner.keyword.as_str(), "ONBUILD" | "FROM" | "MAINTAINER"),
+                !matches!(keyword.as_str(), "ONBUILD" | "FROM" | "MAINTAINER"),
                 "cannot trigger ONBUILD, FROM or MAINTAINER",
-            )
+            )?;
+            instruction(line, &text, escape).map(drop)
         }
         "HEALTHCHECK" => {
             let text = i.text();
@@ -361,5 +370,20 @@ mod tests {
         assert!(parse("FROM scratch\nSHELL /bin/sh\n").is_err());
         assert!(parse("FROM scratch\nONBUILD FROM x\n").is_err());
         assert!(parse("ARG V=1\nFROM scratch\n").is_ok());
+    }
+
+    /// Found with the `dockerfile` fuzz target (a long input written by
+    /// hand: out of memory at libFuzzer's 2 GB limit): a chain of
+    /// `ONBUILD ONBUILD ...` was parsed level by level, each level copying
+    /// the rest of the line, so 20,000 of them (160 KB) took gigabytes.
+    #[test]
+    fn a_chain_of_onbuild_is_refused_at_once() {
+        let text = format!("FROM scratch\n{}RUN x\n", "ONBUILD ".repeat(20_000));
+        let e = parse(&text).unwrap_err();
+        assert_eq!(e.line, 2);
+        assert!(e.message.contains("cannot trigger ONBUILD"), "{e}");
+        assert!(parse("FROM scratch\nONBUILD RUN echo hi\n").is_ok());
+        assert!(parse("FROM scratch\nONBUILD FROB x\n").is_err());
+        assert!(parse("FROM scratch\nonbuild maintainer me\n").is_err());
     }
 }

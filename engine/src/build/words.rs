@@ -10,7 +10,13 @@ pub enum WordError {
     Unterminated(&'static str),
     #[error("unterminated ${{...}} or a bad substitution in {0:?}")]
     BadSubstitution(String),
+    #[error("substitutions nested more than {MAX_NESTING} deep")]
+    TooDeep,
 }
+
+/// How deep `${A:-${B:-...}}` may nest. Each level re-reads the text
+/// inside it, so the cost is this times the text's length.
+pub const MAX_NESTING: usize = 16;
 
 /// How a variable's value is found (`None`: unset).
 pub type Lookup<'a> = &'a dyn Fn(&str) -> Option<String>;
@@ -35,8 +41,22 @@ pub fn expand_word(
     escape: char,
     lookup: &dyn Fn(&str) -> Option<String>,
 ) -> Result<String, WordError> {
+    nested_word(text, escape, lookup, 0)
+}
+
+/// [`expand_word`] at `depth` levels of `${...:-...}` inside another word.
+fn nested_word(
+    text: &str,
+    escape: char,
+    lookup: &dyn Fn(&str) -> Option<String>,
+    depth: usize,
+) -> Result<String, WordError> {
+    if depth > MAX_NESTING {
+        return Err(WordError::TooDeep);
+    }
     let mut lexer = Lexer::new(text, escape, Some(lookup));
     lexer.single = true;
+    lexer.depth = depth;
     Ok(lexer.words()?.into_iter().next().unwrap_or_default())
 }
 
@@ -46,6 +66,8 @@ struct Lexer<'a> {
     escape: char,
     lookup: Option<Lookup<'a>>,
     single: bool,
+    /// How many substitutions this text is nested in.
+    depth: usize,
 }
 
 impl<'a> Lexer<'a> {
@@ -56,6 +78,7 @@ impl<'a> Lexer<'a> {
             escape,
             lookup,
             single: false,
+            depth: 0,
         }
     }
 
@@ -168,7 +191,7 @@ impl<'a> Lexer<'a> {
                                 None => return Err(WordError::BadSubstitution(name)),
                             }
                         }
-                        let inner = expand_word(&word, self.escape, lookup)?;
+                        let inner = nested_word(&word, self.escape, lookup, self.depth + 1)?;
                         let set = value.as_deref().is_some_and(|v| !v.is_empty());
                         match op {
                             Some('-') => Ok(if set {
@@ -223,5 +246,23 @@ mod tests {
             WordError::Unterminated("single")
         );
         assert!(expand_words("${A", '\\', &env).is_err());
+    }
+
+    /// Found with the `words` fuzz target (a long input written by hand:
+    /// a timeout): each `${A:-...}`
+    /// level re-read the text inside it, so 20,000 nested levels (140 KB
+    /// of Dockerfile) ran for minutes (and recursed as deep).
+    #[test]
+    fn deep_nesting_is_refused() {
+        let nested = |n: usize| format!("{}x{}", "${A:-".repeat(n), "}".repeat(n));
+        assert_eq!(
+            expand_words(&nested(MAX_NESTING), '\\', &env).unwrap(),
+            ["one"]
+        );
+        assert_eq!(
+            expand_words(&nested(20_000), '\\', &env).unwrap_err(),
+            WordError::TooDeep
+        );
+        assert_eq!(expand_word("${N:-${N:-${A}}}", '\\', &env).unwrap(), "one");
     }
 }

@@ -351,3 +351,48 @@ mod tests {
         assert!(err.message.contains("schema1"));
     }
 }
+
+/// Found by the `manifest` fuzz target: a push refused for its subject's
+/// digest (an algorithm oci-spec reads but we do not verify) had already
+/// written the manifest and its repository link, so the refused manifest
+/// was served under its digest.
+#[cfg(test)]
+mod refused_push {
+    use super::*;
+    use crate::storage::fs::FsBackend;
+    use std::sync::Arc;
+
+    #[tokio::test]
+    async fn a_refused_subject_leaves_no_manifest_behind() {
+        let dir = tempfile::tempdir().unwrap();
+        let registry = Registry::new(
+            Arc::new(FsBackend::open(dir.path()).unwrap()),
+            Default::default(),
+        );
+        let name = RepoName::parse("fuzz/manifest").unwrap();
+        let body = json!({
+            "schemaVersion": 2,
+            "mediaType": OCI_INDEX,
+            "manifests": [],
+            "subject": {"mediaType": OCI_MANIFEST, "digest": format!("sha384:{}", "a".repeat(96)), "size": 1},
+        })
+        .to_string();
+        let digest = Digest::of_bytes(Algorithm::Sha256, body.as_bytes());
+        let refused = registry
+            .put_manifest(
+                &name,
+                &Reference::Tag("t".into()),
+                None,
+                Bytes::from(body),
+                &[],
+            )
+            .await
+            .unwrap_err();
+        assert_eq!(refused.code, Code::ManifestInvalid);
+        let served = registry
+            .get_manifest(&name, &Reference::Digest(digest))
+            .await
+            .unwrap_err();
+        assert_eq!(served.code, Code::ManifestUnknown);
+    }
+}
