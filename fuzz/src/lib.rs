@@ -68,6 +68,7 @@ impl TestRegistry {
             Arc::new(backend),
             Options {
                 delete_enabled: true,
+                ..Options::default()
             },
         );
         let app = App {
