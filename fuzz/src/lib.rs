@@ -110,6 +110,10 @@ impl TestRegistry {
         body: Vec<u8>,
     ) -> Option<Answer> {
         let mut request = Request::builder().method(method).uri(uri);
+        // HTTP/1.1 requires one Host; the server refuses a request without it.
+        if !headers.iter().any(|(name, _)| name.eq_ignore_ascii_case("host")) {
+            request = request.header("host", "registry.fuzz");
+        }
         for (name, value) in headers {
             request = request.header(*name, *value);
         }

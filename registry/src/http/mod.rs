@@ -83,6 +83,22 @@ async fn dispatch(State(app): State<Arc<App>>, request: Request) -> Response {
     } else {
         match Action::parse(&method, &path) {
             Ok(action) => match app.auth.check(&action, request.headers(), client).await {
+                Ok(caller) if is_write(&action) => {
+                    // A write runs to its end even when the client hangs up
+                    // (hyper drops a request's future then): a delete cut
+                    // short between its steps, or a temp file abandoned
+                    // mid-publish, would be left half done.
+                    let app = app.clone();
+                    let task =
+                        tokio::spawn(async move { handle(&app, action, &caller, request).await });
+                    match task.await {
+                        Ok(result) => result,
+                        Err(e) => Err(RegistryError::new(
+                            Code::Unknown,
+                            format!("the request's task failed: {e}"),
+                        )),
+                    }
+                }
                 Ok(caller) => handle(&app, action, &caller, request).await,
                 Err(e) => Err(e),
             },

@@ -106,6 +106,18 @@ impl FsBackend {
 
 const LOCK_SUFFIX: &str = ".lock";
 
+/// A temp file removed when the guard is dropped, unless disarmed (set to
+/// `None`) once the file was published.
+struct TempGuard(Option<PathBuf>);
+
+impl Drop for TempGuard {
+    fn drop(&mut self) {
+        if let Some(path) = self.0.take() {
+            let _ = std::fs::remove_file(path);
+        }
+    }
+}
+
 /// Removes what other processes left in `_tmp`: the temp directory of each
 /// lock file nobody holds any more, and anything with no lock file at all
 /// (temp files of versions that kept them directly in `_tmp`).
@@ -322,6 +334,9 @@ impl Backend for FsBackend {
             let temp = temp.clone();
             blocking(key, move || std::fs::File::create(temp)).await?
         };
+        // Removes the temp file unless it was published, also when this
+        // future is dropped part way (a client that hung up).
+        let mut guard = TempGuard(Some(temp.clone()));
         let outcome = match copy_into(key, file, body).await {
             Ok(copied) if copied.broke_off.is_none() || keep => {
                 let temp = temp.clone();
@@ -338,8 +353,8 @@ impl Backend for FsBackend {
             }),
             Err(e) => Err(e),
         };
-        if !matches!(&outcome, Ok(w) if w.broke_off.is_none() || keep) {
-            let _ = tokio::fs::remove_file(&temp).await;
+        if matches!(&outcome, Ok(w) if w.broke_off.is_none() || keep) {
+            guard.0 = None; // published
         }
         outcome
     }
@@ -438,8 +453,12 @@ impl Backend for FsBackend {
                     names.push(name);
                 }
             }
+            // The `limit` smallest, without sorting the whole directory.
+            if names.len() > limit {
+                names.select_nth_unstable(limit);
+                names.truncate(limit);
+            }
             names.sort_unstable();
-            names.truncate(limit);
             Ok(names)
         })
         .await

@@ -20,7 +20,9 @@ use serde_json::Value;
 use std::collections::HashMap;
 
 /// Tags read per listing call while filling a page.
-const TAG_BATCH: usize = 1000;
+/// Tags read per listing: large, since each listing of a directory reads
+/// all of it (a batch of 1000 made listing 150,000 tags quadratic).
+const TAG_BATCH: usize = 100_000;
 
 /// A page of names and whether more follow it.
 pub type Page = (Vec<String>, bool);
@@ -141,12 +143,28 @@ impl Registry {
                 let matches = artifact_type.is_none_or(|wanted| {
                     descriptor.get("artifactType").and_then(Value::as_str) == Some(wanted)
                 });
-                if matches {
+                if matches && self.holds_referrer(name, &key).await? {
                     descriptors.push(descriptor);
                 }
             }
             after = Some(last);
         }
         Ok(descriptors)
+    }
+
+    /// Whether the manifest a referrer entry (`<alg>-<hex>`) names is still
+    /// in the repository: an entry a cut-short delete left is not served.
+    async fn holds_referrer(&self, name: &RepoName, entry: &str) -> Result<bool> {
+        let Some(digest) = entry
+            .split_once('-')
+            .and_then(|(alg, hex)| format!("{alg}:{hex}").parse::<Digest>().ok())
+        else {
+            return Ok(false);
+        };
+        Ok(self
+            .backend
+            .stat(&layout::manifest_link(name, &digest))
+            .await?
+            .is_some())
     }
 }

@@ -167,6 +167,15 @@ pub(super) fn descriptor_digest(descriptor: &Descriptor) -> Result<Digest> {
         .map_err(|e| invalid(format!("descriptor digest {text:?}: {e}")))
 }
 
+/// Tags one manifest push may apply with `?tag=`: each is a durable write
+/// and an `OCI-Tag` header in the answer (hyper's clients read at most 100
+/// headers; 100 tags made a response rctl's own client refused).
+pub const MAX_TAGS_PER_PUSH: usize = 50;
+
+/// The largest annotations (as JSON) copied into a referrer's entry; larger
+/// ones are left out of the referrers listing (the manifest keeps them).
+pub const MAX_REFERRER_ANNOTATIONS: usize = 16 * 1024;
+
 impl Registry {
     /// Pushes a manifest under a tag or a digest, and under `tags` (the
     /// `?tag=` of the request) too.
@@ -183,6 +192,12 @@ impl Registry {
                 "manifest exceeds the {MAX_MANIFEST_BYTES}-byte limit"
             ))
             .with_status(axum::http::StatusCode::PAYLOAD_TOO_LARGE));
+        }
+        if tags.len() > MAX_TAGS_PER_PUSH {
+            return Err(RegistryError::new(
+                Code::TagInvalid,
+                format!("at most {MAX_TAGS_PER_PUSH} tags may be given with one manifest push"),
+            ));
         }
         let mut applied: Vec<String> = Vec::new();
         for tag in tags {
@@ -223,7 +238,11 @@ impl Registry {
                     entry["artifactType"] = Value::String(artifact_type);
                 }
                 if let Some(annotations) = parsed.annotations() {
-                    entry["annotations"] = annotations;
+                    // Every referrer's entry is held in memory to answer the
+                    // referrers API: huge annotations stay in the manifest.
+                    if annotations.to_string().len() <= MAX_REFERRER_ANNOTATIONS {
+                        entry["annotations"] = annotations;
+                    }
                 }
                 Some((subject, Bytes::from(entry.to_string())))
             }
@@ -310,16 +329,22 @@ impl Registry {
                 }
             }
             Reference::Digest(digest) => {
-                let stored = self.get_manifest(name, reference).await?;
-                let subject = parse(&stored.bytes, Some(&stored.media_type))
-                    .ok()
-                    .and_then(|(_, parsed)| {
+                // The manifest's bytes stay until garbage collection, so its
+                // subject can be read even when an earlier delete removed
+                // the link and was cut short before it swept the tags.
+                let subject = match self.backend.read_all(&layout::blob(digest)).await {
+                    Ok(bytes) => parse(&bytes, None).ok().and_then(|(_, parsed)| {
                         parsed.subject().and_then(|d| descriptor_digest(d).ok())
-                    });
+                    }),
+                    Err(StorageError::NotFound(_)) => None,
+                    Err(e) => return Err(e.into()),
+                };
                 if self.withdraw(name, digest, subject.as_ref()).await? {
                     Ok(())
                 } else {
-                    Err(manifest_unknown(reference)) // another delete got there first
+                    // Not (or no longer) here; what a cut-short delete left
+                    // pointing at it was swept all the same.
+                    Err(manifest_unknown(reference))
                 }
             }
         }

@@ -48,7 +48,9 @@ use bytes::Bytes;
 pub const ATTEMPTS: usize = 5;
 
 /// Tags read per listing call while a delete looks for those of a digest.
-const TAG_BATCH: usize = 1000;
+/// Tags read per listing: large, since each listing of a directory reads
+/// all of it (a batch of 1000 made a sweep of 150,000 tags quadratic).
+const TAG_BATCH: usize = 100_000;
 
 /// What a push makes visible once the manifest's bytes are stored.
 pub(super) struct Publication<'a> {
@@ -141,15 +143,20 @@ impl Registry {
         Ok(true)
     }
 
-    /// Removes a manifest from `name`: the link first, then the referrer
-    /// entry and the tags (see the module comment). `false` when the link
-    /// was already gone.
+    /// Removes a manifest from `name`: its tags, then the link, then the
+    /// referrer entry and the tags again (see the module comment). The
+    /// first sweep means a delete cut short (a crash) before the link goes
+    /// leaves a manifest with fewer tags, never tags that a later push of
+    /// the same bytes would bring back; the second catches tags pushed
+    /// meanwhile. `false` when the link was already gone (the sweeps run
+    /// all the same, finishing a delete that was cut short).
     pub(super) async fn withdraw(
         &self,
         name: &RepoName,
         digest: &Digest,
         subject: Option<&Digest>,
     ) -> Result<bool> {
+        self.remove_marks(name, digest, None, &[]).await?;
         let removed = self
             .backend
             .delete(&layout::manifest_link(name, digest))
@@ -243,10 +250,18 @@ mod tests {
         let digest = Digest::of_bytes(crate::digest::Algorithm::Sha256, &raced);
         let by_digest = Reference::Digest(digest.clone());
         let pad: Vec<String> = (0..400).map(|i| format!("pad{i:03}")).collect();
-        pusher
-            .put_manifest(&name, &Reference::Tag("other".into()), None, other, &pad)
-            .await
-            .unwrap();
+        for pad in pad.chunks(50) {
+            pusher
+                .put_manifest(
+                    &name,
+                    &Reference::Tag("other".into()),
+                    None,
+                    other.clone(),
+                    pad,
+                )
+                .await
+                .unwrap();
+        }
         let also = ["x".to_string()];
         for round in 0..60 {
             pusher

@@ -28,6 +28,11 @@ pub struct ChunkBounds {
     pub length: Option<u64>,
 }
 
+/// Chunks one upload may take (S3's limit on the parts of a multipart
+/// upload): every request on an upload lists its log, so an upload of
+/// millions of one-byte chunks would cost the server more with each one.
+pub const MAX_CHUNKS: u64 = 10_000;
+
 fn upload_unknown(id: &str) -> RegistryError {
     RegistryError::new(Code::BlobUploadUnknown, format!("upload {id} is unknown"))
 }
@@ -97,6 +102,12 @@ impl Registry {
         body: ByteStream,
     ) -> Result<u64> {
         let (seq, entry) = self.open_upload(name, id).await?;
+        if seq >= MAX_CHUNKS {
+            return Err(RegistryError::new(
+                Code::BlobUploadInvalid,
+                format!("an upload takes at most {MAX_CHUNKS} chunks; send larger ones"),
+            ));
+        }
         let expected = match bounds.range {
             Some((start, end)) => {
                 let length = end.checked_sub(start).and_then(|n| n.checked_add(1));
