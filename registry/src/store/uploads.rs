@@ -168,13 +168,13 @@ impl Registry {
         let (written, hasher) = match kept {
             Ok(kept) => kept,
             Err(e) => {
-                self.backend.delete(&part_key).await?;
+                self.drop_part(id, &part_key).await?;
                 tracing::debug!(upload = id, arrived = count, error = %e, "chunk not kept");
                 return Err(e);
             }
         };
         if written == 0 {
-            self.backend.delete(&part_key).await?;
+            self.drop_part(id, &part_key).await?;
             return match broke_off {
                 Some(e) => Err(RegistryError::new(
                     Code::BlobUploadInvalid,
@@ -197,7 +197,7 @@ impl Registry {
         };
         if !log.append(next_seq(seq)?, &next).await? {
             // Another request on this upload got there first.
-            self.backend.delete(&part_key).await?;
+            self.drop_part(id, &part_key).await?;
             let now = self.open_upload(name, id).await?.1.offset;
             return Err(range_conflict(
                 name,
@@ -219,6 +219,17 @@ impl Registry {
             )),
             None => Ok(offset),
         }
+    }
+
+    /// Removes a part no log entry names; when the upload itself was
+    /// removed meanwhile (cancelled or completed), removes what is left of
+    /// it, so no empty upload directory stays behind.
+    async fn drop_part(&self, id: &str, part_key: &str) -> Result<()> {
+        self.backend.delete(part_key).await?;
+        if !Log::new(self.backend.as_ref(), id).exists().await? {
+            self.backend.delete_prefix(&layout::upload(id)).await?;
+        }
+        Ok(())
     }
 
     /// Completes an upload (PUT `?digest=`), with an optional last chunk:
