@@ -190,6 +190,20 @@ struct Copied {
     broke_off: Option<std::io::Error>,
 }
 
+/// How much of a request body is read and dropped after the store failed,
+/// so that the client reads the error rather than a reset connection.
+const DRAIN_LIMIT: u64 = 64 * 1024 * 1024;
+
+async fn drain(body: &mut ByteStream) {
+    let mut drained = 0u64;
+    while drained < DRAIN_LIMIT {
+        match body.next().await {
+            Some(Ok(chunk)) => drained = drained.saturating_add(chunk.len() as u64),
+            _ => return,
+        }
+    }
+}
+
 /// Copies `body` into the new `file` on a blocking thread and syncs it.
 /// Every byte the source gave before it failed is written.
 async fn copy_into(key: &str, file: std::fs::File, mut body: ByteStream) -> Result<Copied> {
@@ -213,7 +227,11 @@ async fn copy_into(key: &str, file: std::fs::File, mut body: ByteStream) -> Resu
         match chunk {
             Ok(chunk) => {
                 if tx.send(chunk).await.is_err() {
-                    break; // the writer failed; its error is reported below
+                    // The writer failed (a full disk); its error is reported
+                    // below. Read on (up to a limit) so that a client still
+                    // sending gets the answer instead of a broken pipe.
+                    drain(&mut body).await;
+                    break;
                 }
             }
             Err(e) => {
