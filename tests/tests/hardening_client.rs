@@ -71,6 +71,14 @@ fn text(output: &Output) -> (String, String) {
 
 /// The upload sessions a registry holds: rregistry keeps them under
 /// `uploads/<id>/`, Distribution under each repository's `_uploads/`.
+/// The uploads left once the server is done: a chunk whose client went
+/// away may still be finishing server-side, and removes what it wrote when
+/// it finds its upload cancelled. Waits (up to 20 s) for none to be left.
+fn uploads_settled(root: &Path) -> Vec<PathBuf> {
+    wait_until(Duration::from_secs(20), || uploads(root).is_empty());
+    uploads(root)
+}
+
 fn uploads(root: &Path) -> Vec<PathBuf> {
     let mut found = Vec::new();
     let mut dirs = vec![root.to_path_buf()];
@@ -124,7 +132,7 @@ async fn push_survives_outage(outage: Duration) {
     assert!(!stdout.contains("retrying"), "retries go to stderr only");
     let blob = fetch_blob(&http_client(), &target.url(), "outage/push", &digest).await;
     assert_eq!(sha256(&blob), digest);
-    assert_eq!(uploads(target.root()), Vec::<PathBuf>::new());
+    assert_eq!(uploads_settled(target.root()), Vec::<PathBuf>::new());
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -250,7 +258,11 @@ async fn dropped_upload_resumes(target: RegistryProcess, resumes_in_place: bool,
         // (Distribution answers 404 to the status and the DELETE of an
         // upload whose `_state` no longer matches its size, so the broken
         // session is left to its purge, as it is for docker.)
-        assert_eq!(uploads(target.root()), Vec::<PathBuf>::new(), "{stderr}");
+        assert_eq!(
+            uploads_settled(target.root()),
+            Vec::<PathBuf>::new(),
+            "{stderr}"
+        );
     }
     let fresh = Rctl::new();
     fresh.ok(&["pull", "-q", &to]);
@@ -312,7 +324,7 @@ async fn abandoned_upload_is_cancelled() {
     );
     assert!(stderr.contains("retrying in"), "no retry said:\n{stderr}");
     assert_eq!(
-        uploads(target.root()),
+        uploads_settled(target.root()),
         Vec::<PathBuf>::new(),
         "the abandoned upload was left on the registry:\n{stderr}"
     );
@@ -371,7 +383,7 @@ async fn push_onto_a_full_disk_leaves_no_upload() {
         "16 MiB fit on an 8 MiB disk:\n{stdout}\n{stderr}"
     );
     assert_eq!(
-        uploads(target.root()),
+        uploads_settled(target.root()),
         Vec::<PathBuf>::new(),
         "the failed upload was left on the registry:\n{stderr}"
     );
@@ -411,7 +423,7 @@ async fn interrupted_push_cancels_its_upload() {
     );
     assert!(stderr.contains("interrupted"), "{stderr}");
     assert_eq!(
-        uploads(target.root()),
+        uploads_settled(target.root()),
         Vec::<PathBuf>::new(),
         "the interrupted upload was left on the registry"
     );
