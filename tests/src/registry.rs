@@ -197,6 +197,21 @@ impl RegistryProcess {
         acc
     }
 
+    /// `rregistry fsck [--repair]` on this registry's configuration: the
+    /// exit code and the problems it listed (stdout).
+    pub fn fsck(&self, repair: bool) -> (i32, String) {
+        let mut command = Command::new(crate::workspace_bin("rregistry"));
+        command.arg("fsck").arg(&self.config).env_remove("RUST_LOG");
+        if repair {
+            command.arg("--repair");
+        }
+        let out = command.output().expect("run rregistry fsck");
+        (
+            out.status.code().unwrap_or(-1),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+        )
+    }
+
     /// What the server wrote to stderr (with `capture_log`).
     pub fn log(&self) -> String {
         self.log

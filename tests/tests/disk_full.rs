@@ -3,7 +3,7 @@
 //! chunk, and a later, smaller push succeeds, also after a restart.
 //! The store is a small tmpfs mounted for the test (root only).
 
-use e2e::{require_root, sha256, RegistryOptions, RegistryProcess};
+use e2e::{bytes_under, noise, require_root, sha256, RegistryOptions, RegistryProcess};
 use std::path::Path;
 use std::process::Command;
 
@@ -28,31 +28,6 @@ impl Drop for Tmpfs<'_> {
     fn drop(&mut self) {
         let _ = Command::new("umount").arg("-l").arg(self.0).status();
     }
-}
-
-fn noise(len: usize, seed: u64) -> Vec<u8> {
-    let mut state = seed | 1;
-    (0..len)
-        .map(|_| {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            state as u8
-        })
-        .collect()
-}
-
-/// Bytes of regular files under `dir`, except the server's lock files.
-fn stored_bytes(dir: &Path) -> u64 {
-    let mut total = 0;
-    for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
-        match entry.file_type() {
-            Ok(t) if t.is_dir() => total += stored_bytes(&entry.path()),
-            Ok(t) if t.is_file() => total += entry.metadata().map(|m| m.len()).unwrap_or(0),
-            _ => {}
-        }
-    }
-    total
 }
 
 async fn chunked_push(
@@ -136,9 +111,9 @@ async fn a_full_disk_fails_one_push_not_every_later_one() {
 
     // Nothing of the failed pushes stays on the disk.
     assert!(
-        stored_bytes(&root) < MIB as u64,
+        bytes_under(&root) < MIB as u64,
         "{} bytes left behind after failed pushes",
-        stored_bytes(&root)
+        bytes_under(&root)
     );
 
     // A push that fits works, before and after a restart.

@@ -101,7 +101,7 @@ async fn kill_during_push_leaves_nothing_visible() {
     stream.flush().unwrap();
     let tmp = registry.root().join("_tmp");
     assert!(
-        e2e::process::wait_until(Duration::from_secs(20), || temp_bytes(&tmp) > 0),
+        e2e::process::wait_until(Duration::from_secs(20), || e2e::bytes_under(&tmp) > 0),
         "the server never started writing the body"
     );
     let killed_owner = owner_dir(&tmp);
@@ -116,7 +116,12 @@ async fn kill_during_push_leaves_nothing_visible() {
         .await
         .unwrap();
     assert_eq!(head.status(), 404, "a half-written blob is visible");
-    assert_eq!(temp_bytes(&tmp), 0, "temp files left in {}", tmp.display());
+    assert_eq!(
+        e2e::bytes_under(&tmp),
+        0,
+        "temp files left in {}",
+        tmp.display()
+    );
     assert!(
         !tmp.join(&killed_owner).exists(),
         "the killed process's temp directory was not cleared"
@@ -221,19 +226,6 @@ async fn shared_blobs_are_stored_once() {
         1,
         "the blob is stored more than once"
     );
-}
-
-/// Bytes in temp files under `tmp` (each process's directory; lock files are empty).
-fn temp_bytes(tmp: &std::path::Path) -> u64 {
-    let mut total = 0;
-    for entry in std::fs::read_dir(tmp).into_iter().flatten().flatten() {
-        match entry.file_type() {
-            Ok(t) if t.is_dir() => total += temp_bytes(&entry.path()),
-            Ok(_) => total += entry.metadata().map(|m| m.len()).unwrap_or(0),
-            Err(_) => {}
-        }
-    }
-    total
 }
 
 /// The name of the (only) process temp directory under `tmp`.

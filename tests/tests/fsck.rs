@@ -4,24 +4,7 @@
 
 use e2e::{http_client, sha256, RegistryOptions, RegistryProcess};
 use std::path::Path;
-use std::process::Command;
 use std::time::{Duration, SystemTime};
-
-fn fsck(registry: &RegistryProcess, repair: bool) -> (i32, String) {
-    let mut command = Command::new(e2e::workspace_bin("rregistry"));
-    command
-        .arg("fsck")
-        .arg(&registry.config)
-        .env_remove("RUST_LOG");
-    if repair {
-        command.arg("--repair");
-    }
-    let out = command.output().expect("run rregistry fsck");
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-    )
-}
 
 fn blob_path(root: &Path, digest: &str) -> std::path::PathBuf {
     let hex = digest.trim_start_matches("sha256:");
@@ -43,7 +26,7 @@ async fn fsck_finds_and_repairs_every_broken_promise() {
     )
     .await;
     let loose = e2e::api::push_blob(&client, &base, "fsck/app", b"a loose blob").await;
-    let (code, out) = fsck(&registry, false);
+    let (code, out) = registry.fsck(false);
     assert_eq!(code, 0, "a sound store: {out}");
 
     let root = registry.root().to_path_buf();
@@ -76,7 +59,7 @@ async fn fsck_finds_and_repairs_every_broken_promise() {
     // A repository missing from the catalog.
     std::fs::remove_dir_all(root.join("catalog-v2")).expect("drop the catalog");
 
-    let (code, out) = fsck(&registry, false);
+    let (code, out) = registry.fsck(false);
     assert_eq!(code, 1, "a broken store: {out}");
     for kind in [
         "CorruptBlob",
@@ -89,9 +72,9 @@ async fn fsck_finds_and_repairs_every_broken_promise() {
     }
     assert_eq!(out.lines().count(), 5, "exactly the five problems:\n{out}");
 
-    let (code, out) = fsck(&registry, true);
+    let (code, out) = registry.fsck(true);
     assert_eq!(code, 1, "repair reports what it found: {out}");
-    let (code, out) = fsck(&registry, false);
+    let (code, out) = registry.fsck(false);
     assert_eq!(code, 0, "clean after repair: {out}");
 
     // The tampered blob is no longer served under its digest; the image is intact.

@@ -156,7 +156,7 @@ async fn a_delete_killed_part_way_leaves_no_tag_to_bring_back() {
     );
     registry.kill9();
     registry.restart();
-    let (code, out) = fsck(&registry);
+    let (code, out) = registry.fsck(false);
     assert_eq!(code, 0, "fsck after a delete killed part way:\n{out}");
     let linked = client
         .head(format!("{base}/v2/{repo}/manifests/{digest}"))
@@ -185,19 +185,6 @@ async fn a_delete_killed_part_way_leaves_no_tag_to_bring_back() {
         assert_eq!(r.status(), 202);
         assert_eq!(tag_files(registry.root(), repo), 0);
     }
-}
-
-fn fsck(registry: &RegistryProcess) -> (i32, String) {
-    let out = std::process::Command::new(e2e::workspace_bin("rregistry"))
-        .arg("fsck")
-        .arg(&registry.config)
-        .env_remove("RUST_LOG")
-        .output()
-        .unwrap();
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-    )
 }
 
 #[tokio::test(flavor = "multi_thread")]

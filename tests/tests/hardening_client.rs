@@ -12,24 +12,12 @@ use e2e::api::{fetch_blob, push_image, tar_layer};
 use e2e::process::wait_until;
 use e2e::proxy::{Proxy, ProxyOptions};
 use e2e::rctl::Rctl;
-use e2e::{http_client, sha256, RegistryOptions, RegistryProcess};
+use e2e::{http_client, noise, sha256, RegistryOptions, RegistryProcess};
 use std::path::{Path, PathBuf};
 use std::process::{Output, Stdio};
 use std::time::Duration;
 
 const MIB: usize = 1024 * 1024;
-
-fn layer(seed: u8, len: usize) -> Vec<u8> {
-    let mut state = u64::from(seed) * 0x9E37_79B9 + 1;
-    (0..len)
-        .map(|_| {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            state as u8
-        })
-        .collect()
-}
 
 /// An rctl store holding an image of one layer (a tar of `contents`),
 /// pulled from a registry of its own. Returns the registry (keep it), the
@@ -103,7 +91,7 @@ fn uploads(root: &Path) -> Vec<PathBuf> {
 /// through a slow link: the push retries (saying so on stderr), resumes,
 /// and the registry holds the blob under its digest, no upload left over.
 async fn push_survives_outage(outage: Duration) {
-    let contents = layer(1, 24 * MIB);
+    let contents = noise(24 * MIB, 1);
     let (_source, rctl, from, digest) = local_image(&contents).await;
     let mut target = RegistryProcess::start(RegistryOptions::default());
     let options = ProxyOptions {
@@ -151,7 +139,7 @@ async fn push_survives_a_ten_second_outage() {
 #[tokio::test(flavor = "multi_thread")]
 async fn pull_survives_a_ten_second_outage() {
     let mut registry = RegistryProcess::start(RegistryOptions::default());
-    let contents = layer(2, 32 * MIB);
+    let contents = noise(32 * MIB, 2);
     push_image(
         &http_client(),
         &registry.url(),
@@ -222,7 +210,7 @@ fn find_file(dir: &Path, name: &str) -> Option<PathBuf> {
 /// Distribution will not resume such an upload: rctl starts a new one.
 /// `extra` are more arguments of `rctl push`.
 async fn dropped_upload_resumes(target: RegistryProcess, resumes_in_place: bool, extra: &[&str]) {
-    let contents = layer(3, 8 * MIB);
+    let contents = noise(8 * MIB, 3);
     let (_source, rctl, from, digest) = local_image(&contents).await;
     let options = ProxyOptions {
         cut_after: Some(contents.len() as u64 / 2),
@@ -294,7 +282,7 @@ async fn dropped_upload_resumes_on_distribution() {
 /// keeps none of its partial data.
 #[tokio::test(flavor = "multi_thread")]
 async fn abandoned_upload_is_cancelled() {
-    let contents = layer(4, 16 * MIB);
+    let contents = noise(16 * MIB, 4);
     let (_source, rctl, from, _) = local_image(&contents).await;
     let target = RegistryProcess::start(RegistryOptions::default());
     let options = ProxyOptions {
@@ -361,7 +349,7 @@ async fn push_onto_a_full_disk_leaves_no_upload() {
     if !e2e::require_root("push_onto_a_full_disk_leaves_no_upload") {
         return;
     }
-    let contents = layer(5, 16 * MIB);
+    let contents = noise(16 * MIB, 5);
     let (_source, rctl, from, _) = local_image(&contents).await;
     let disk = tempfile::tempdir().expect("temp dir");
     let _tmpfs = Tmpfs::mount(disk.path(), "8m");
@@ -393,7 +381,7 @@ async fn push_onto_a_full_disk_leaves_no_upload() {
 /// begun, and the registry keeps none of its data.
 #[tokio::test(flavor = "multi_thread")]
 async fn interrupted_push_cancels_its_upload() {
-    let contents = layer(6, 16 * MIB);
+    let contents = noise(16 * MIB, 6);
     let (_source, rctl, from, _) = local_image(&contents).await;
     let target = RegistryProcess::start(RegistryOptions::default());
     let options = ProxyOptions {
@@ -434,7 +422,7 @@ async fn interrupted_push_cancels_its_upload() {
 /// the upload resumes; the copy is complete.
 #[tokio::test(flavor = "multi_thread")]
 async fn dropped_copy_resumes() {
-    let contents = layer(7, 8 * MIB);
+    let contents = noise(8 * MIB, 7);
     let source = RegistryProcess::start(RegistryOptions::default());
     let (manifest, _) = push_image(
         &http_client(),

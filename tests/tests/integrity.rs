@@ -8,9 +8,7 @@
 //! runs it longer).
 
 use bytes::Bytes;
-use e2e::{http_client, sha256, RegistryOptions, RegistryProcess};
-use std::path::Path;
-use std::process::Command;
+use e2e::{bytes_under, http_client, sha256, RegistryOptions, RegistryProcess};
 use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
 
@@ -41,22 +39,6 @@ impl Pair {
     fn b(&self) -> String {
         self.second.as_ref().unwrap_or(&self.first).url()
     }
-}
-
-/// Total size of the regular files under `dir`: grows as a server writes a body.
-fn bytes_under(dir: &Path) -> u64 {
-    let mut total = 0;
-    let Ok(entries) = std::fs::read_dir(dir) else {
-        return 0;
-    };
-    for entry in entries.flatten() {
-        match entry.file_type() {
-            Ok(t) if t.is_dir() => total += bytes_under(&entry.path()),
-            Ok(t) if t.is_file() => total += entry.metadata().map(|m| m.len()).unwrap_or(0),
-            _ => {}
-        }
-    }
-    total
 }
 
 async fn wait_for(what: &str, mut check: impl FnMut() -> bool) {
@@ -141,24 +123,8 @@ async fn get_blob(client: &reqwest::Client, base: &str, repo: &str, digest: &str
     }
 }
 
-/// `rregistry fsck` on the pair's configuration: (exit code, what it printed).
-fn fsck(registry: &RegistryProcess) -> (i32, String) {
-    let out = Command::new(e2e::workspace_bin("rregistry"))
-        .arg("fsck")
-        .arg(&registry.config)
-        .env_remove("RUST_LOG")
-        .output()
-        .expect("run rregistry fsck");
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    (out.status.code().unwrap_or(-1), text)
-}
-
 fn assert_clean(registry: &RegistryProcess) {
-    let (code, text) = fsck(registry);
+    let (code, text) = registry.fsck(false);
     assert_eq!(code, 0, "fsck found problems:\n{text}");
 }
 

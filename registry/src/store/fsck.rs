@@ -265,9 +265,7 @@ impl Registry {
         for (subject_dir, _) in self.links(&format!("{base}/_referrers")).await? {
             for entry in self.backend.list(&subject_dir, None, usize::MAX).await? {
                 let key = format!("{subject_dir}/{entry}");
-                let referrer = entry
-                    .split_once('-')
-                    .and_then(|(alg, hex)| format!("{alg}:{hex}").parse::<Digest>().ok());
+                let referrer = layout::referrer_digest(&entry);
                 if !self.holds_manifest(name, referrer.as_ref()).await? {
                     report.problem(
                         ProblemKind::DanglingReferrer,

@@ -79,6 +79,13 @@ pub fn referrer(name: &RepoName, subject: &Digest, referrer: &Digest) -> String 
     )
 }
 
+/// The referrer a referrer entry's name (`<alg>-<hex>`, as [`referrer`]
+/// writes it) stands for.
+pub fn referrer_digest(entry: &str) -> Option<Digest> {
+    let (algorithm, hex) = entry.split_once('-')?;
+    format!("{algorithm}:{hex}").parse().ok()
+}
+
 pub fn catalog_entry(name: &RepoName) -> String {
     format!("{CATALOG}/{}", catalog_key(name))
 }

@@ -155,10 +155,7 @@ impl Registry {
     /// Whether the manifest a referrer entry (`<alg>-<hex>`) names is still
     /// in the repository: an entry a cut-short delete left is not served.
     async fn holds_referrer(&self, name: &RepoName, entry: &str) -> Result<bool> {
-        let Some(digest) = entry
-            .split_once('-')
-            .and_then(|(alg, hex)| format!("{alg}:{hex}").parse::<Digest>().ok())
-        else {
+        let Some(digest) = layout::referrer_digest(entry) else {
             return Ok(false);
         };
         Ok(self
